@@ -1,0 +1,31 @@
+#include "apps/cli_common.h"
+
+#include <charconv>
+
+#include "common/error.h"
+
+namespace cs::cli {
+
+std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag) {
+  std::vector<int32_t> ids;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find(',', pos);
+    if (end == std::string::npos) end = text.size();
+    const std::string item = text.substr(pos, end - pos);
+    int32_t v = 0;
+    auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (item.empty() || ec != std::errc() || p != item.data() + item.size())
+      fail(ErrorKind::kInvalidArgument,
+           "{}: '{}' is not a token id (expected comma-separated integers like 1,2,3)", flag, item);
+    ids.push_back(v);
+    pos = end + 1;
+  }
+  return ids;
+}
+
+std::unique_ptr<Backend> make_backend() {
+  return make_cpu_reference_backend();
+}
+
+}  // namespace cs::cli

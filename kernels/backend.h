@@ -1,0 +1,136 @@
+// The op interface: every computation of a forward pass goes through a Backend.
+//
+// The CPU reference backend (kernels/cpu/) is the ground truth; the CUDA backend
+// (kernels/cuda/) implements the same ops and is tested against it. Backends know nothing
+// about models, files or configuration: they see pointers, sizes and weight views.
+//
+// Conventions:
+// - Activations are F32, row-major, one row per token.
+// - Every pointer passed to an op is a "backend pointer": host memory for a host backend,
+//   device memory for CUDA. Make them with alloc() and fill them with upload().
+// - Ops are enqueued in order; results are visible to the host after synchronize() (a no-op on
+//   the CPU). Ops report bad arguments by throwing cs::Error naming the op.
+//
+// Thread-safety: a Backend is used by one thread at a time.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <utility>
+
+#include "kernels/types.h"
+
+namespace cs {
+
+class Backend;
+
+// Memory owned by a backend. Move-only; frees itself on destruction.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Backend* owner, void* ptr, size_t bytes) : owner_(owner), ptr_(ptr), bytes_(bytes) {}
+  ~Buffer();
+  Buffer(Buffer&& o) noexcept
+      : owner_(std::exchange(o.owner_, nullptr)),
+        ptr_(std::exchange(o.ptr_, nullptr)),
+        bytes_(std::exchange(o.bytes_, 0)) {}
+  Buffer& operator=(Buffer&& o) noexcept;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  void* get() const { return ptr_; }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  Backend* owner_ = nullptr;
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Rotary position embedding, precomputed by the model: inv_freq holds D/2 frequencies
+// (YaRN already folded in) and attn_factor multiplies both cos and sin.
+struct RopeArgs {
+  const float* inv_freq = nullptr;  // [D/2], backend pointer
+  float attn_factor = 1.0f;
+};
+
+// Causal attention of T query rows at positions pos0 .. pos0+T-1 over keys 0 .. pos0+T-1.
+struct AttentionArgs {
+  const float* q = nullptr;       // [T][Q*D]
+  const void* k_cache = nullptr;  // [ctx][KV*D] of kv_dtype, this layer
+  const void* v_cache = nullptr;  // [ctx][KV*D]
+  DType kv_dtype = DType::kF32;   // F32, F16 or BF16
+  int T = 0, pos0 = 0;
+  int n_heads = 0, n_kv_heads = 0, head_dim = 0;
+  float scale = 1.0f;    // usually 1/sqrt(D)
+  float* out = nullptr;  // [T][Q*D]
+};
+
+// Mixture-of-experts feed-forward:
+//   out[t] (+)= sum_j weights[t][j] * FFN_{ids[t][j]}(x[t])  for every j whose expert is present
+// in `table`. Experts absent from the table (gate.data == nullptr) are skipped: the offload
+// engine computes them elsewhere and adds their share.
+struct MoeArgs {
+  const float* x = nullptr;  // [T][H]
+  int T = 0, hidden = 0;
+  const int32_t* ids = nullptr;    // [T][K]
+  const float* weights = nullptr;  // [T][K]
+  int k = 0;
+  const ExpertWeights* table = nullptr;  // [n_experts], an array in backend-visible memory
+  int n_experts = 0;
+  float* out = nullptr;     // [T][H]
+  bool accumulate = false;  // add to out instead of overwriting it
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+  // True when backend pointers are ordinary host memory.
+  virtual bool host_memory() const = 0;
+
+  // ---- memory ----
+  virtual Buffer alloc(size_t bytes) = 0;
+  virtual void upload(void* dst, const void* src, size_t bytes) = 0;    // host -> backend
+  virtual void download(void* dst, const void* src, size_t bytes) = 0;  // backend -> host
+  virtual void synchronize() = 0;
+
+  // ---- ops ----
+  // out[t] = row ids[t] of table. REQUIRES: 0 <= ids[t] < table.rows (checked by the caller).
+  virtual void embed(const MatView& table, const int32_t* ids, int T, float* out) = 0;
+  // out[t] = x[t] / rms(x[t]) * w, in fp32. `residual`, when not null, is added to x first and
+  // the sum is written back to x (fused residual add).
+  virtual void rmsnorm(float* x, const float* residual, const MatView& w, float eps, int T, int dim,
+                       float* out) = 0;
+  // x[i] += y[i]
+  virtual void add(float* x, const float* y, int64_t n) = 0;
+  // out[T][N] = x[T][C] * W^T
+  virtual void matmul(const float* x, int T, const MatView& w, float* out) = 0;
+  // In place on x [T][heads][D]: optional per-head RMSNorm with weight `norm` ([D]; skipped when
+  // norm.empty()), then rotate-half RoPE (dim j pairs with j + D/2) at positions pos0 + t.
+  virtual void norm_rope(float* x, int T, int heads, int head_dim, const MatView& norm, float eps,
+                         int pos0, const RopeArgs& rope) = 0;
+  // Writes k, v [T][KV*D] into rows pos0 .. pos0+T-1 of the caches, converting to kv_dtype.
+  virtual void kv_store(const float* k, const float* v, int T, int pos0, int kv_dim, DType kv_dtype,
+                        void* k_cache, void* v_cache) = 0;
+  virtual void attention(const AttentionArgs& a) = 0;
+  // Router: softmax over E logits in fp32, top-k (ties to the lower index), optionally
+  // renormalised so the k weights sum to 1. ids/weights are [T][k].
+  virtual void router(const float* logits, int T, int n_experts, int k, bool renormalize,
+                      int32_t* ids, float* weights) = 0;
+  virtual void moe(const MoeArgs& a) = 0;
+
+ protected:
+  friend class Buffer;
+  virtual void free(void* ptr) = 0;
+};
+
+// The CPU reference backend: plain FP32 loops, the ground truth for every other backend.
+std::unique_ptr<Backend> make_cpu_reference_backend();
+
+}  // namespace cs

@@ -1,0 +1,46 @@
+// A loaded model: its config, its non-expert weights and its expert store, from a Hugging Face
+// directory (safetensors) or, with runtime/format, a packed coldstream file.
+//
+// Thread-safety: a Model is immutable after load and may be shared by several sessions.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/format/tensor_source.h"
+#include "runtime/model/config.h"
+#include "runtime/model/weights.h"
+
+namespace cs {
+
+class Model {
+ public:
+  // Loads a Hugging Face directory. Throws cs::Error naming the file and what was wrong.
+  static std::unique_ptr<Model> load(const std::string& path);
+  // Builds a model over an already-open tensor source (used by the loaders above).
+  static std::unique_ptr<Model> from_source(ModelConfig config,
+                                            std::unique_ptr<TensorSource> source);
+
+  const ModelConfig& config() const { return config_; }
+  const ModelWeights& weights() const { return weights_; }
+  const ExpertStore& experts() const { return *experts_; }
+  const std::string& path() const { return path_; }
+
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+  ~Model();
+
+ private:
+  Model() = default;
+  std::string path_;
+  ModelConfig config_;
+  ModelWeights weights_;
+  std::vector<std::unique_ptr<TensorSource>> sources_;
+  std::unique_ptr<ExpertStore> experts_;
+  // Backing storage for weights converted at load time (dtypes the kernels do not read).
+  std::vector<std::vector<uint8_t>> owned_;
+  friend class HfWeightBinder;
+};
+
+}  // namespace cs

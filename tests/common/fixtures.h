@@ -1,0 +1,44 @@
+// Test helpers: where the fixtures are and how to read their reference outputs.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/format/safetensors.h"
+
+namespace cs::test {
+
+// tests/fixtures in the source tree.
+std::string fixture_dir();
+std::string fixture(const std::string& name);  // fixture_dir() + "/" + name
+
+// Reference outputs made by tools/make_fixtures.py with Hugging Face transformers.
+class Reference {
+ public:
+  explicit Reference(const std::string& model_name);
+  std::vector<int32_t> ints(const std::string& name) const;
+  std::vector<float> floats(const std::string& name) const;
+  std::vector<int64_t> shape(const std::string& name) const;
+  bool has(const std::string& name) const;
+
+ private:
+  SafetensorsFile file_;
+};
+
+// A scratch directory removed on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// max |a - b| / max |b|, the relative error used by the model tests.
+double max_rel_error(const float* a, const float* b, size_t n);
+
+}  // namespace cs::test

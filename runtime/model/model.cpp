@@ -5,6 +5,7 @@
 #include "common/error.h"
 #include "runtime/format/safetensors.h"
 #include "runtime/model/arch.h"
+#include "runtime/tokenizer/tokenizer.h"
 
 namespace cs {
 
@@ -166,6 +167,10 @@ class HfWeightBinder {
 };
 
 Model::~Model() = default;
+
+void Model::set_tokenizer(std::unique_ptr<Tokenizer> t) {
+  tokenizer_ = std::move(t);
+}
 
 std::unique_ptr<Model> Model::load(const std::string& path) {
   namespace fs = std::filesystem;

@@ -14,6 +14,8 @@
 
 namespace cs {
 
+class Tokenizer;
+
 class Model {
  public:
   // Loads a Hugging Face directory. Throws cs::Error naming the file and what was wrong.
@@ -26,6 +28,9 @@ class Model {
   const ModelWeights& weights() const { return weights_; }
   const ExpertStore& experts() const { return *experts_; }
   const std::string& path() const { return path_; }
+  // The tokenizer shipped with the model, or null when it has none.
+  const Tokenizer* tokenizer() const { return tokenizer_.get(); }
+  void set_tokenizer(std::unique_ptr<Tokenizer> t);
 
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -38,8 +43,7 @@ class Model {
   ModelWeights weights_;
   std::vector<std::unique_ptr<TensorSource>> sources_;
   std::unique_ptr<ExpertStore> experts_;
-  // Backing storage for weights converted at load time (dtypes the kernels do not read).
-  std::vector<std::vector<uint8_t>> owned_;
+  std::unique_ptr<Tokenizer> tokenizer_;
   friend class HfWeightBinder;
 };
 

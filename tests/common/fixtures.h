@@ -42,3 +42,12 @@ class TempDir {
 double max_rel_error(const float* a, const float* b, size_t n);
 
 }  // namespace cs::test
+
+namespace cs::test {
+
+// Writes a copy of a Hugging Face fixture directory with every F32 tensor converted to `dtype`
+// ("F16" or "BF16"), for tests of half-precision checkpoints.
+void write_converted_copy(const std::string& src_dir, const std::string& dst_dir,
+                          const std::string& dtype);
+
+}  // namespace cs::test

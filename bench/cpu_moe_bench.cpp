@@ -9,6 +9,7 @@
 //   cs_bench_cpu_moe [--isa all|auto|scalar|avx2|avx2-vnni|avx512|avx512-vnni] [--threads N]
 //                    [--layers N] [--iters N] [--experts N] [--tokens N] [--hidden N] [--inter N]
 //                    [--dtype q4|q8] [--group 32|64|128] [--asym] [--dram-mib N]
+//                    [--prefetch BYTES]  (software prefetch distance; 0 off, default 1024)
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -37,6 +38,7 @@ struct Options {
   int group = 32;
   bool asym = false;
   int64_t dram_mib = 1024;
+  int prefetch = 1024;
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -80,6 +82,8 @@ Options parse(int argc, char** argv) {
       o.group = int(number());
     else if (a == "--asym")
       o.asym = true;
+    else if (a == "--prefetch")
+      o.prefetch = int(number());
     else if (a == "--dram-mib")
       o.dram_mib = std::max<int64_t>(64, number());
     else if (a == "--dtype") {
@@ -228,6 +232,7 @@ int main(int argc, char** argv) try {
   const double bytes = double(expert_bytes) * o.experts;
   for (CpuIsa isa : isas) {
     CpuMoe moe(isa);
+    moe.set_prefetch(o.prefetch);
     std::vector<CpuMoeTask> tasks(size_t(o.experts));
     std::vector<double> t;
     for (int it = -layers; it < o.iters; ++it) {  // one pass over all layers as warm-up
@@ -240,9 +245,11 @@ int main(int argc, char** argv) try {
       if (it >= 0) t.push_back(seconds_since(t0));
     }
     const double s = median(t), gbs = bytes / s / 1e9;
-    std::printf("%-12s layer %.3f ms  %.1f GB/s  %.0f%% of dram read  (min %.3f ms, %d runs)\n",
-                cpu_isa_name(isa), s * 1e3, gbs, 100.0 * gbs / dram,
-                *std::min_element(t.begin(), t.end()) * 1e3, o.iters);
+    std::printf(
+        "%-12s prefetch %d: layer %.3f ms  %.1f GB/s  %.0f%% of dram read  (min %.3f ms, %d "
+        "runs)\n",
+        cpu_isa_name(isa), o.prefetch, s * 1e3, gbs, 100.0 * gbs / dram,
+        *std::min_element(t.begin(), t.end()) * 1e3, o.iters);
   }
   return 0;
 } catch (const std::exception& e) {

@@ -68,11 +68,12 @@ void validate(const CpuMoeArgs& a, const CpuMoeTask* tasks, int n) {
   }
 }
 
-cpu::QRows q_rows(const MatView& m) {
+cpu::QRows q_rows(const MatView& m, int prefetch) {
   cpu::QRows q;
   q.dtype = m.dtype;
   q.group = m.group;
   q.cols = m.cols;
+  q.prefetch = prefetch;
   return q;
 }
 
@@ -174,7 +175,7 @@ void CpuMoe::run(const CpuMoeArgs& a, const CpuMoeTask* tasks, int n_tasks, Thre
       for (int i = i0; i < i1; i += 2) {
         // Gate rows i, i+1 and up rows i, i+1 in one tile: x is read once for both matrices.
         if (gate.quantized()) {
-          cpu::QRows q = q_rows(gate);
+          cpu::QRows q = q_rows(gate, prefetch_);
           add_q_row(q, gate, i), add_q_row(q, gate, i + 1);
           add_q_row(q, up, i), add_q_row(q, up, i + 1);
           K.qdot(q, acts, nt, gu, 1, 4);
@@ -226,7 +227,7 @@ void CpuMoe::run(const CpuMoeArgs& a, const CpuMoeTask* tasks, int n_tasks, Thre
         for (int64_t h = h0; h < h1; h += cpu::kMaxTileRows) {
           const int rows = int(std::min<int64_t>(cpu::kMaxTileRows, h1 - h));
           if (down.quantized()) {
-            cpu::QRows q = q_rows(down);
+            cpu::QRows q = q_rows(down, prefetch_);
             for (int r = 0; r < rows; ++r) add_q_row(q, down, h + r);
             K.qdot(q, acts, nt, y + (h - h0), 1, kUnitRows);
           } else {

@@ -53,6 +53,9 @@ class CpuMoe {
   CpuMoe& operator=(const CpuMoe&) = delete;
 
   CpuIsa isa() const { return isa_; }
+  // Software prefetch distance in bytes of weight codes (default 1024; 0 turns it off).
+  void set_prefetch(int bytes) { prefetch_ = bytes < 0 ? 0 : bytes; }
+  int prefetch() const { return prefetch_; }
 
   // Computes the tasks. Throws cs::Error (kInvalidArgument) on inconsistent shapes, dtypes or
   // rows, before any output is written.
@@ -62,6 +65,7 @@ class CpuMoe {
  private:
   struct Scratch;
   CpuIsa isa_;
+  int prefetch_ = 1024;
   std::unique_ptr<Scratch> scratch_;
 };
 

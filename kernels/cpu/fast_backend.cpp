@@ -159,6 +159,7 @@ void CpuBackend::matmul(const float* x, int T, const MatView& w, float* out) {
           q.group = w.group;
           q.cols = C;
           q.n = rows;
+          q.prefetch = moe_.prefetch();
           for (int r = 0; r < rows; ++r) {
             q.codes[r] = cpu::q_row_codes(w, n + r);
             q.scales[r] = cpu::q_row_scales(w, n + r);

@@ -55,6 +55,11 @@ struct QRows {
   const void* codes[kMaxTileRows] = {};
   const uint16_t* scales[kMaxTileRows] = {};
   const uint16_t* mins[kMaxTileRows] = {};  // all null: symmetric
+  // Software prefetch distance in bytes of codes (0: none). Rows of a matrix are contiguous, so
+  // prefetching each row's stream ahead also fetches the rows after it, and the next rows'
+  // scales are prefetched when a tile starts: short 2 KB rows give the hardware prefetcher
+  // little time to lock on.
+  int prefetch = 0;
 };
 
 // Up to kMaxTileRows rows of an F32, F16 or BF16 matrix.

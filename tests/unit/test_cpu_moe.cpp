@@ -4,8 +4,9 @@
 // one token block, absent experts, duplicate routing).
 //
 // Tolerance (docs/TESTING.md): quantized experts are compared with max |got - want| / max |want|
-// over the whole output. int8 activations (x and the intermediate, per block of 32) give about
-// 0.3% here; the bound is 2%. F32/BF16 experts run in fp32: 1e-5.
+// over the whole output. int8 activations (x and the intermediate, per block of 32) give up to
+// 1.3% here (worst with H = 32, a single block); the bound is 2%. F32/BF16 experts run in fp32:
+// 1e-5.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -92,6 +93,7 @@ const test::WeightFormat kFormats[] = {
 
 TEST_CASE("cpu_moe equals the reference MoE on every level, format and odd shape") {
   std::mt19937 rng(11);
+  double worst_quantized = 0;
   ThreadPool pool(ThreadPoolOptions{.threads = 3});
   for (const test::WeightFormat& f : kFormats) {
     const int g = f.group ? f.group : 32;
@@ -115,6 +117,8 @@ TEST_CASE("cpu_moe equals the reference MoE on every level, format and odd shape
         std::vector<float> got(want.size(), 0.5f);
         backend->moe(moe_args(L, c, got.data(), true));
         CHECK(rel_error(got, want) < tolerance(f));
+        if (f.dtype == DType::kQ4 || f.dtype == DType::kQ8)
+          worst_quantized = std::max(worst_quantized, rel_error(got, want));
         // Through CpuMoe directly, overwriting: rows of experts that are absent still get 0 + ...
         std::vector<float> want0(want.size(), 0.0f), got0(want.size(), 7.0f);
         ref::moe(moe_args(L, c, want0.data(), false));
@@ -138,6 +142,7 @@ TEST_CASE("cpu_moe equals the reference MoE on every level, format and odd shape
       }
     }
   }
+  MESSAGE("worst relative error with quantized experts: " << worst_quantized);
 }
 
 TEST_CASE("cpu_moe: every level gives nearly the same result (same int8 arithmetic)") {

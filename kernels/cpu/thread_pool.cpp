@@ -33,14 +33,17 @@ std::vector<int> hwloc_cores(int numa_node) {
   if (hwloc_topology_init(&topo) != 0) return {};
   std::vector<int> cores;
   if (hwloc_topology_load(topo) == 0) {
-    // Hybrid CPUs: kinds are listed by increasing efficiency rank, so the last kind holds the
-    // performance cores.
+    // Hybrid CPUs: kinds are listed by increasing efficiency rank (hwloc's "efficiency" is
+    // intrinsic performance), so the last kind holds the performance cores. With unknown ranks
+    // (-1) the order means nothing and every core is used.
     hwloc_bitmap_t perf = nullptr;
     const int n_kinds = hwloc_cpukinds_get_nr(topo, 0);
     if (n_kinds > 1) {
       perf = hwloc_bitmap_alloc();
-      if (hwloc_cpukinds_get_info(topo, unsigned(n_kinds - 1), perf, nullptr, nullptr, nullptr,
-                                  0) != 0) {
+      int efficiency = -1;
+      if (hwloc_cpukinds_get_info(topo, unsigned(n_kinds - 1), perf, &efficiency, nullptr, nullptr,
+                                  0) != 0 ||
+          efficiency < 0) {
         hwloc_bitmap_free(perf);
         perf = nullptr;
       }

@@ -240,3 +240,19 @@ TEST_CASE("fast CPU backend ops equal the reference ops") {
     CHECK(h1 == h2);
   }
 }
+
+TEST_CASE("fast CPU backend: a shared pool gives the same results; bad options are errors") {
+  std::mt19937 rng(15);
+  const test::OwnedMat m = test::make_mat({DType::kQ4, 32, false}, 70, 128, rng);
+  const std::vector<float> x = test::randn(3 * 128, rng);
+  ThreadPool pool(ThreadPoolOptions{.threads = 2});
+  auto shared = make_cpu_backend({.pool = &pool});
+  auto owned = make_cpu_backend({.threads = 3});
+  std::vector<float> a(3 * 70), b(3 * 70);
+  shared->matmul(x.data(), 3, m.view, a.data());
+  owned->matmul(x.data(), 3, m.view, b.data());
+  CHECK(a == b);  // each output is one tile's sum: independent of the thread count
+  CHECK_THROWS_AS(make_cpu_backend({.threads = -2}), Error);
+  for (int i = 0; i < kCpuIsaCount; ++i)
+    if (!cpu_isa_supported(CpuIsa(i))) CHECK_THROWS_AS(make_cpu_backend({.isa = CpuIsa(i)}), Error);
+}

@@ -174,22 +174,22 @@ void CpuMoe::run(const CpuMoeArgs& a, const CpuMoeTask* tasks, int n_tasks, Thre
       }
       for (int i = i0; i < i1; i += 2) {
         // Gate rows i, i+1 and up rows i, i+1 in one tile: x is read once for both matrices.
+        // (An odd I, possible for fp32 experts only, leaves one row of each at the end.)
+        const int p = std::min(2, i1 - i);
         if (gate.quantized()) {
           cpu::QRows q = q_rows(gate, prefetch_);
-          add_q_row(q, gate, i), add_q_row(q, gate, i + 1);
-          add_q_row(q, up, i), add_q_row(q, up, i + 1);
+          for (int r = 0; r < p; ++r) add_q_row(q, gate, i + r);
+          for (int r = 0; r < p; ++r) add_q_row(q, up, i + r);
           K.qdot(q, acts, nt, gu, 1, 4);
         } else {
           cpu::FRows f;
-          add_f_row(f, gate, i), add_f_row(f, gate, i + 1);
-          add_f_row(f, up, i), add_f_row(f, up, i + 1);
+          for (int r = 0; r < p; ++r) add_f_row(f, gate, i + r);
+          for (int r = 0; r < p; ++r) add_f_row(f, up, i + r);
           K.fdot(f, xs, nt, gu, 1, 4);
         }
-        for (int t = 0; t < nt; ++t) {
-          const float* g = gu + t * 4;
-          h[t * kUnitRows + (i - i0)] = silu(g[0]) * g[2];
-          h[t * kUnitRows + (i - i0) + 1] = silu(g[1]) * g[3];
-        }
+        for (int t = 0; t < nt; ++t)
+          for (int r = 0; r < p; ++r)
+            h[t * kUnitRows + (i - i0) + r] = silu(gu[t * 4 + r]) * gu[t * 4 + p + r];
       }
       for (int t = 0; t < nt; ++t) {
         uint8_t* dst = inter_ptr(k, tb + t);

@@ -98,7 +98,8 @@ TEST_CASE("cpu_moe equals the reference MoE on every level, format and odd shape
   for (const test::WeightFormat& f : kFormats) {
     const int g = f.group ? f.group : 32;
     // I = 5g: units of 64 rows leave a partial one; H = 3g: likewise for phase B.
-    const MoeCase cases[] = {{g, g, 1, 4, 2}, {3 * g, 5 * g, 5, 6, 3}, {2 * g, g, 40, 5, 2}};
+    std::vector<MoeCase> cases = {{g, g, 1, 4, 2}, {3 * g, 5 * g, 5, 6, 3}, {2 * g, g, 40, 5, 2}};
+    if (!f.group) cases.push_back({45, 67, 3, 4, 2});  // fp32 experts: any shape, odd I and H
     for (const MoeCase& c : cases) {
       Layer L = make_layer(f, c, rng);
       std::vector<float> want(size_t(c.T) * c.H, 0.5f);

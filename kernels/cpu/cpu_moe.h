@@ -10,7 +10,7 @@
 // Work split (two fork-joins per call): phase A cuts every expert's I rows into 64-row units
 // (gate+up of all its tokens); phase B cuts H into 64-row units and, for each unit, walks every
 // expert's down rows and adds into out, so no two threads write the same output element and the
-// sum over experts is in task order (deterministic for a given thread count or not).
+// sum over experts is in task order: results do not depend on the thread count.
 //
 // Hybrid path: x and out are host buffers (the hidden states copied down, the result copied up);
 // the caller adds `out` to the GPU experts' share. A dedicated host thread may call run() while

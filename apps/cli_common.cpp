@@ -25,7 +25,7 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag)
 }
 
 std::unique_ptr<Backend> make_backend() {
-  return make_cpu_reference_backend();
+  return make_cpu_backend();
 }
 
 }  // namespace cs::cli

@@ -15,7 +15,7 @@ namespace cs::cli {
 // Parses "1,2,3" into token ids; throws cs::Error naming `flag` on bad input.
 std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag);
 
-// The backend a command runs on (the CPU reference until faster backends are chosen here).
+// The backend a command runs on: the fast CPU backend (all physical cores, best instruction set).
 std::unique_ptr<Backend> make_backend();
 
 // Each subcommand registers itself: adds its options and sets its callback.

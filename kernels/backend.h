@@ -18,7 +18,9 @@
 #include <cstdint>
 #include <memory>
 #include <utility>
+#include <vector>
 
+#include "kernels/cpu/cpu_features.h"
 #include "kernels/types.h"
 
 namespace cs {
@@ -132,5 +134,22 @@ class Backend {
 
 // The CPU reference backend: plain FP32 loops, the ground truth for every other backend.
 std::unique_ptr<Backend> make_cpu_reference_backend();
+
+class ThreadPool;
+
+struct CpuBackendOptions {
+  int threads = 0;             // 0: one per physical core (performance cores on hybrid CPUs)
+  std::vector<int> cores;      // logical CPUs to run on; empty: chosen with hwloc
+  int numa_node = -1;          // with `cores` empty: only this NUMA node's cores; -1: all
+  CpuIsa isa = CpuIsa::kAuto;  // force a lower instruction set (tests, comparisons)
+  ThreadPool* pool =
+      nullptr;  // share this pool (it must outlive the backend) instead of owning one
+};
+
+// The fast CPU backend: SIMD kernels chosen at run time (kernels/cpu/simd.h) on a thread pool.
+// Quantized weights (Q4, Q8) are read in place with int8-quantized activations (per block of 32),
+// so results differ from the reference by that quantization (see docs/TESTING.md); F32/F16/BF16
+// weights are computed in fp32. Throws cs::Error if `isa` is not supported by this CPU.
+std::unique_ptr<Backend> make_cpu_backend(const CpuBackendOptions& options = {});
 
 }  // namespace cs

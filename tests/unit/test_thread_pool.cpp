@@ -1,0 +1,84 @@
+// The fork-join thread pool (kernels/cpu/thread_pool.h): every task runs exactly once, thread
+// indices are in range, back-to-back jobs never mix (late workers), exceptions reach the caller.
+// Also built and run under ThreadSanitizer (CS_SANITIZE=thread; docs/TESTING.md).
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "common/error.h"
+#include "kernels/cpu/thread_pool.h"
+
+using namespace cs;
+
+TEST_CASE("thread pool: every task runs once, on a thread index in range") {
+  for (int threads : {1, 2, 3, 5}) {
+    ThreadPool pool(ThreadPoolOptions{.threads = threads});
+    REQUIRE(pool.size() == threads);
+    for (int64_t n : {0, 1, 2, 3, 17, 1000}) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      std::atomic<int> bad_thread{0};
+      pool.run(n, [&](int64_t task, int thread) {
+        hits[size_t(task)].fetch_add(1);
+        if (thread < 0 || thread >= pool.size()) bad_thread.fetch_add(1);
+      });
+      int wrong = 0;
+      for (auto& h : hits) wrong += h.load() != 1;
+      CHECK(wrong == 0);
+      CHECK(bad_thread.load() == 0);
+    }
+  }
+}
+
+TEST_CASE("thread pool: many short jobs back to back keep their tasks apart") {
+  ThreadPool pool(ThreadPoolOptions{.threads = 4, .spin_us = 20});
+  std::vector<int64_t> sums(3000);
+  for (size_t j = 0; j < sums.size(); ++j) {
+    const int n = 1 + int(j % 7);
+    std::atomic<int64_t> sum{0};
+    pool.run(n, [&](int64_t task, int) { sum.fetch_add(int64_t(j) * 100 + task); });
+    sums[j] = sum.load();
+  }
+  int wrong = 0;
+  for (size_t j = 0; j < sums.size(); ++j) {
+    const int64_t n = 1 + int64_t(j % 7);
+    wrong += sums[j] != int64_t(j) * 100 * n + n * (n - 1) / 2;
+  }
+  CHECK(wrong == 0);
+  // After idling past the spin time the workers sleep; the next job must still wake them.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::atomic<int> count{0};
+  pool.run(64, [&](int64_t, int) { count.fetch_add(1); });
+  CHECK(count.load() == 64);
+}
+
+TEST_CASE("thread pool: the first exception of a job reaches run(); the pool stays usable") {
+  ThreadPool pool(ThreadPoolOptions{.threads = 3});
+  std::atomic<int> ran{0};
+  CHECK_THROWS_AS(pool.run(50,
+                           [&](int64_t task, int) {
+                             ran.fetch_add(1);
+                             if (task == 7) throw std::runtime_error("task 7 failed");
+                           }),
+                  std::runtime_error);
+  CHECK(ran.load() == 50);  // the other tasks still ran
+  std::atomic<int> after{0};
+  pool.run(10, [&](int64_t, int) { after.fetch_add(1); });
+  CHECK(after.load() == 10);
+}
+
+TEST_CASE("thread pool: core selection honours explicit lists and rejects bad options") {
+  const std::vector<int> cores = select_cores({});
+  CHECK(!cores.empty());
+  CHECK(select_cores(ThreadPoolOptions{.threads = 3, .cores = {0}}) == std::vector<int>{0, 0, 0});
+  CHECK(select_cores(ThreadPoolOptions{.cores = {0}}) == std::vector<int>{0});
+  CHECK_THROWS_AS(select_cores(ThreadPoolOptions{.threads = -1}), Error);
+  CHECK_THROWS_AS(select_cores(ThreadPoolOptions{.cores = {-3}}), Error);
+  CHECK_THROWS_AS(select_cores(ThreadPoolOptions{.numa_node = 999}), Error);
+  ThreadPool pool(ThreadPoolOptions{.cores = {0}});
+  CHECK(pool.size() == 1);
+  MESSAGE("default pool here: " << cores.size() << " threads");
+}

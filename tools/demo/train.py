@@ -66,7 +66,7 @@ def parse_args():
                     help="absolute time (seconds since the epoch) by which everything is done")
     ap.add_argument("--time-budget", type=float, default=480,
                     help="seconds from the start, when --deadline is not given")
-    ap.add_argument("--reserve", type=float, default=75,
+    ap.add_argument("--reserve", type=float, default=60,
                     help="seconds kept after training for export and evaluation")
     ap.add_argument("--smoke", action="store_true", help="tiny model, a few steps, every stage")
     ap.add_argument("--seed", type=int, default=1234)
@@ -81,6 +81,7 @@ def parse_args():
     ap.add_argument("--moe-impl", choices=["auto", "grouped", "loop"], default="auto")
     ap.add_argument("--eval-every", type=float, default=40, help="seconds between held-out evals")
     ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: time)")
+    ap.add_argument("--debug-nan-step", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--eval-max-windows", type=int, default=0,
                     help="evaluate at most this many windows per set (0: all)")
     a = ap.parse_args()
@@ -309,6 +310,21 @@ def main():
 
     held_eval = evalsets["heldout"][: 64 * T] if not a.smoke else evalsets["heldout"][: 8 * T]
     history, evals = [], []
+    params = [p for p in model.parameters()]
+    snapshot, lr_scale, restores = None, 1.0, 0
+
+    def take_snapshot():  # weights and optimizer state, on the GPU (cheap next to a step)
+        return ([p.detach().clone() for p in params],
+                [{k: (v.clone() if torch.is_tensor(v) else v) for k, v in opt.state[p].items()}
+                 for p in params])
+
+    def restore(snap):
+        with torch.no_grad():
+            for p, saved, st in zip(params, snap[0], snap[1]):
+                p.copy_(saved)
+                for k, v in st.items():
+                    if torch.is_tensor(v) and k in opt.state[p]:
+                        opt.state[p][k].copy_(v)
     train_end = a.deadline - a.reserve
     t_start = None  # set after the first (compiling) step
     step, tokens, last_eval, mid_saved = 0, 0, time.time(), False
@@ -329,9 +345,13 @@ def main():
             if a.max_steps:
                 p = step / a.max_steps
             lr *= a.min_lr_ratio + (1 - a.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
+        lr *= lr_scale
         for g in opt.param_groups:
             g["lr"] = lr
         x, y = batch()
+        if a.debug_nan_step and step == a.debug_nan_step:  # tests the recovery below
+            with torch.no_grad():
+                params[-1].fill_(float("nan"))
         fn = compiled or step_loss
         try:
             loss, ce, aux = fn(x, y)
@@ -365,22 +385,36 @@ def main():
                 f"moe {impl}), loss {loss_v:.3f}")
             if not math.isfinite(loss_v):
                 raise SystemExit("train.py: the first loss is not finite")
+            if device == "cuda":
+                metrics["peak_gpu_memory_GiB"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+                log(f"peak GPU memory so far {metrics['peak_gpu_memory_GiB']} GiB")
         run_loss += ce.detach()
         run_aux += aux.detach()
         run_n += 1
         if step % 25 == 0 or (a.smoke and step % 4 == 0):
             l, ax_ = (run_loss / run_n).item(), (run_aux / run_n).item()
             run_loss, run_aux, run_n = 0.0, 0.0, 0
+            if not math.isfinite(l + ax_):
+                metrics.setdefault("diverged_at_steps", []).append(step)
+                if snapshot is None or restores >= 3:
+                    log(f"loss is not finite at step {step} and there is nothing to go back to: "
+                        "stopping")
+                    if snapshot is not None:
+                        restore(snapshot)
+                    break
+                restore(snapshot)
+                restores += 1
+                lr_scale *= 0.5
+                log(f"loss is not finite at step {step}: back to the last good weights, "
+                    f"learning rate x{lr_scale}")
+                continue
+            snapshot = take_snapshot()
             el = time.time() - t_start
             history.append({"step": step, "tokens": tokens, "seconds": round(el, 1),
                             "loss": round(l, 4), "aux": round(ax_, 4), "lr": lr})
             if step % 100 == 0 or a.smoke:
                 log(f"step {step:5d}  tokens {tokens / 1e6:7.1f}M  loss {l:.4f}  aux {ax_:.3f}  "
                     f"lr {lr:.2e}  {tokens / max(el, 1e-6) / 1e3:.0f}k tok/s")
-            if not math.isfinite(l):
-                log("loss is not finite: stopping")
-                metrics["diverged_at_step"] = step
-                break
         if time.time() - last_eval > a.eval_every:
             ppl, nll, _, _ = lib.perplexity(model, held_eval, T, device, autocast=True)
             evals.append({"step": step, "tokens": tokens, "heldout_loss": round(nll, 4)})
@@ -520,7 +554,8 @@ def samples(a, model, ids, device):
             with torch.no_grad():
                 g = model.generate(input_ids=x, attention_mask=torch.ones_like(x),
                                    max_new_tokens=8 if a.smoke else 96, do_sample=False,
-                                   eos_token_id=stop, pad_token_id=stop[1])
+                                   eos_token_id=stop, pad_token_id=stop[1],
+                                   max_time=max(1.0, a.deadline - 8 - time.time()))
             reply = sp.decode(g[0, x.shape[1]:].tolist())
         except Exception as e:
             reply = f"(generation failed: {e!r})"

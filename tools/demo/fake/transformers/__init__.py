@@ -150,9 +150,12 @@ class Qwen3MoeForCausalLM(nn.Module):
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, max_new_tokens=8, do_sample=False,
-                 eos_token_id=(), pad_token_id=None):
-        x = input_ids
+                 eos_token_id=(), pad_token_id=None, max_time=None):
+        import time
+        x, t0 = input_ids, time.time()
         for _ in range(max_new_tokens):
+            if max_time is not None and time.time() - t0 > max_time:
+                break
             nxt = self(x).logits[:, -1].argmax(-1, keepdim=True)
             x = torch.cat([x, nxt], 1)
             if int(nxt) in list(eos_token_id):

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
+#include "runtime/model/config.h"
 
 namespace cs::cli {
 
@@ -21,5 +22,13 @@ std::unique_ptr<Backend> make_backend();
 // Each subcommand registers itself: adds its options and sets its callback.
 void register_generate(CLI::App& app);
 void register_logits(CLI::App& app);
+void register_perplexity(CLI::App& app);
+void register_routing_stats(CLI::App& app);
+
+// Options shared by the evaluation commands (perplexity, routing-stats).
+void add_eval_input_options(CLI::App* cmd, std::string& model, std::string& file,
+                            std::string& ids_file, int& ctx, int64_t& max_tokens);
+// The evaluation window: `requested` (--ctx) or, when 0, 512 capped by the model's context.
+int resolve_eval_ctx(const ModelConfig& c, int requested);
 
 }  // namespace cs::cli

@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "coldstream 0.1.0");
   cs::cli::register_generate(app);
   cs::cli::register_logits(app);
+  cs::cli::register_perplexity(app);
+  cs::cli::register_routing_stats(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

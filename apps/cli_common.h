@@ -15,11 +15,15 @@ namespace cs::cli {
 // Parses "1,2,3" into token ids; throws cs::Error naming `flag` on bad input.
 std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag);
 
-// The backend a command runs on (the CPU reference until faster backends are chosen here).
-std::unique_ptr<Backend> make_backend();
+// The --device option of a subcommand ("auto" by default).
+void add_device_option(CLI::App* cmd, std::string& device);
+// The backend for a --device value: cpu, cuda, cuda:N or auto. "auto" takes GPU 0 when one is
+// usable and otherwise the CPU, saying so on stderr; "cuda" without a GPU is an error.
+std::unique_ptr<Backend> make_backend(const std::string& device);
 
 // Each subcommand registers itself: adds its options and sets its callback.
 void register_generate(CLI::App& app);
 void register_logits(CLI::App& app);
+void register_bench(CLI::App& app);
 
 }  // namespace cs::cli

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "coldstream 0.1.0");
   cs::cli::register_generate(app);
   cs::cli::register_logits(app);
+  cs::cli::register_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -159,6 +159,17 @@ class Backend {
   // `pos`, when set, overrides pos0 from backend memory (see RopeArgs::pos).
   virtual void kv_store(const float* k, const float* v, int T, int pos0, int kv_dim, DType kv_dtype,
                         void* k_cache, void* v_cache, const int32_t* pos = nullptr) = 0;
+  // A layer's attention prologue in one call: norm_rope of q [T][Q][D] and of k [T][KV][D] (each
+  // with its own norm weight), then kv_store of k and v. Backends may fuse it; the default runs
+  // the three ops.
+  virtual void qk_norm_rope_store(float* q, float* k, const float* v, int T, int n_heads,
+                                  int n_kv_heads, int head_dim, const MatView& q_norm,
+                                  const MatView& k_norm, float eps, int pos0, const RopeArgs& rope,
+                                  DType kv_dtype, void* k_cache, void* v_cache) {
+    norm_rope(q, T, n_heads, head_dim, q_norm, eps, pos0, rope);
+    norm_rope(k, T, n_kv_heads, head_dim, k_norm, eps, pos0, rope);
+    kv_store(k, v, T, pos0, n_kv_heads * head_dim, kv_dtype, k_cache, v_cache, rope.pos);
+  }
   virtual void attention(const AttentionArgs& a) = 0;
   // Router: softmax over E logits in fp32, top-k (ties to the lower index), optionally
   // renormalised so the k weights sum to 1. ids/weights are [T][k].

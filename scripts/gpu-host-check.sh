@@ -17,7 +17,9 @@ while (($#)) && [[ $1 =~ ^(tests|memcheck|racecheck|bench)$ ]]; do steps+=("$1")
 log() { echo "== $*" | tee -a "$out/summary.log"; }
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv | tee -a "$out/summary.log"
 if ! "$build/tests/gpu/gpu_tests" --version >/dev/null 2>&1; then
-  log "prebuilt binaries do not run here; building $build"
+  "$build/tests/gpu/gpu_tests" --version 2>&1 | tail -3 | tee -a "$out/summary.log"
+  build=$root/build-gpu-host
+  log "the binaries in \$BUILD do not run here; building $build"
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCS_CUDA_ARCHITECTURES=90 \
     >"$out/configure.log" 2>&1 && cmake --build "$build" -j"$(nproc)" >"$out/build.log" 2>&1 ||
     { log "build failed"; tail -50 "$out/build.log"; exit 1; }
@@ -26,11 +28,11 @@ for s in "${steps[@]}"; do
   case $s in
     tests)
       log "ctest -L gpu"
-      (cd "$build" && timeout 400 ctest -L gpu --output-on-failure --timeout 300) >"$out/ctest_gpu.log" 2>&1
+      (cd "$build" && timeout 150 ctest -L gpu --output-on-failure --timeout 100) >"$out/ctest_gpu.log" 2>&1
       log "ctest exit $?"; tail -15 "$out/ctest_gpu.log" | tee -a "$out/summary.log" ;;
     memcheck)
       log "compute-sanitizer memcheck, op tests"
-      timeout 150 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
+      timeout 90 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
         "$build/tests/gpu/gpu_tests" --test-suite=ops >"$out/memcheck.log" 2>&1
       log "memcheck exit $?"; tail -6 "$out/memcheck.log" | tee -a "$out/summary.log" ;;
     racecheck)
@@ -41,7 +43,7 @@ for s in "${steps[@]}"; do
       log "racecheck exit $?"; tail -6 "$out/racecheck.log" | tee -a "$out/summary.log" ;;
     bench)
       log "coldstream bench $*"
-      timeout 300 "$build/apps/coldstream" bench --json "$out/bench.json" "$@" >"$out/bench.log" 2>&1
+      timeout 150 "$build/apps/coldstream" bench --json "$out/bench.json" "$@" >"$out/bench.log" 2>&1
       log "bench exit $?"; cat "$out/bench.log" | tee -a "$out/summary.log" ;;
   esac
 done

@@ -14,6 +14,9 @@ namespace {
 constexpr int kWarps = 4;
 constexpr int kMaxD = 256;
 constexpr int kMaxDims = kMaxD / kWarp;  // head dims per lane
+// The workspace starts with one merge counter per (row, head), zero between launches; slices
+// split only when rows x heads < 2 x SMs, so 4096 counters always suffice.
+constexpr int kCounters = 4096;
 
 struct AttnParams {
   const float* q;
@@ -24,7 +27,7 @@ struct AttnParams {
   int Q, KV, D;
   float scale;
   float* out;
-  float* ws;  // S > 1: [T][Q][S] records of (m, l, o[D])
+  float* ws;  // S > 1: kCounters ints, then [T][Q][S] records of (m, l, o[D])
 };
 
 template <typename KT>
@@ -56,8 +59,30 @@ __device__ __forceinline__ float to_f(__nv_bfloat16 v) {
   return __bfloat162float(v);
 }
 
+// Merges the S slice records of one (query row, head) into out (D values). Records written by
+// other blocks are read through L2 (__ldcg): this block's L1 never held them.
+__device__ void merge_slices(const float* recs, int S, int D, float* out) {
+  float M = -INFINITY;
+  for (int s = 0; s < S; ++s) M = fmaxf(M, __ldcg(recs + int64_t(s) * (D + 2)));
+  float L = 0.0f;
+  for (int s = 0; s < S; ++s) {
+    const float ms = __ldcg(recs + int64_t(s) * (D + 2));
+    if (ms != -INFINITY) L += __ldcg(recs + int64_t(s) * (D + 2) + 1) * expf(ms - M);
+  }
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float o = 0.0f;
+    for (int s = 0; s < S; ++s) {
+      const float ms = __ldcg(recs + int64_t(s) * (D + 2));
+      if (ms != -INFINITY) o += __ldcg(recs + int64_t(s) * (D + 2) + 2 + d) * expf(ms - M);
+    }
+    out[d] = o / L;
+  }
+}
+
 template <typename KT>
 __global__ void __launch_bounds__(kWarps* kWarp) attention_split_kernel(AttnParams p) {
+  pdl_wait();
+  pdl_trigger();
   const int h = blockIdx.x, s = blockIdx.y, S = gridDim.y, t = blockIdx.z;
   const int D = p.D, lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   const int n_keys = (p.pos ? *p.pos : p.pos0) + t + 1;
@@ -123,7 +148,7 @@ __global__ void __launch_bounds__(kWarps* kWarp) attention_split_kernel(AttnPara
     if (S == 1) {
       p.out[(int64_t(t) * p.Q + h) * D + d] = o / L;
     } else {
-      float* rec = p.ws + ((int64_t(t) * p.Q + h) * S + s) * (D + 2);
+      float* rec = p.ws + kCounters + ((int64_t(t) * p.Q + h) * S + s) * (D + 2);
       if (d == 0) {
         rec[0] = M;
         rec[1] = L;
@@ -131,32 +156,27 @@ __global__ void __launch_bounds__(kWarps* kWarp) attention_split_kernel(AttnPara
       rec[2 + d] = o;
     }
   }
-}
-
-// Merges the S slice records of each (query row, head).
-__global__ void attention_merge_kernel(const float* ws, int Q, int S, int D, float* out) {
-  const int h = blockIdx.x, t = blockIdx.y;
-  const float* recs = ws + (int64_t(t) * Q + h) * S * (D + 2);
-  float M = -INFINITY;
-  for (int s = 0; s < S; ++s) M = fmaxf(M, recs[int64_t(s) * (D + 2)]);
-  float L = 0.0f;
-  for (int s = 0; s < S; ++s) {
-    const float ms = recs[int64_t(s) * (D + 2)];
-    if (ms != -INFINITY) L += recs[int64_t(s) * (D + 2) + 1] * expf(ms - M);
+  if (S == 1) return;
+  // The last slice of a (row, head) to finish merges all of them: one launch, no merge kernel.
+  // The counters (after the records) start at zero and are left at zero.
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  int* counter = reinterpret_cast<int*>(p.ws) + int64_t(t) * p.Q + h;
+  if (threadIdx.x == 0) {
+    last = atomicAdd(counter, 1) == S - 1;
+    if (last) *counter = 0;
   }
-  for (int d = threadIdx.x; d < D; d += blockDim.x) {
-    float o = 0.0f;
-    for (int s = 0; s < S; ++s) {
-      const float ms = recs[int64_t(s) * (D + 2)];
-      if (ms != -INFINITY) o += recs[int64_t(s) * (D + 2) + 2 + d] * expf(ms - M);
-    }
-    out[(int64_t(t) * Q + h) * D + d] = o / L;
-  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  merge_slices(p.ws + kCounters + (int64_t(t) * p.Q + h) * S * (D + 2), S, D,
+               p.out + (int64_t(t) * p.Q + h) * D);
 }
 
 int choose_splits(const AttentionArgs& a, int sm_count) {
   const int64_t rows = int64_t(a.T) * a.n_heads;
-  if (rows >= 2 * int64_t(sm_count)) return 1;
+  if (rows >= 2 * int64_t(sm_count) || rows > kCounters) return 1;
   const int64_t max_keys = a.pos ? a.capacity : int64_t(a.pos0) + a.T;
   int64_t s = (2 * int64_t(sm_count) + rows - 1) / rows;
   s = std::min<int64_t>(s, (max_keys + 31) / 32);
@@ -168,7 +188,8 @@ int choose_splits(const AttentionArgs& a, int sm_count) {
 
 size_t attention_workspace_floats(const AttentionArgs& a, int sm_count) {
   const int S = choose_splits(a, sm_count);
-  return S > 1 ? size_t(a.T) * a.n_heads * S * (a.head_dim + 2) : 0;
+  // Counters, then the slice records.
+  return S > 1 ? kCounters + size_t(a.T) * a.n_heads * S * (a.head_dim + 2) : 0;
 }
 
 cudaError_t attention_split(const AttentionArgs& a, float* workspace, int sm_count,
@@ -183,22 +204,20 @@ cudaError_t attention_split(const AttentionArgs& a, float* workspace, int sm_cou
   const dim3 grid(a.n_heads, S, a.T);
   switch (a.kv_dtype) {
     case DType::kF16:
-      attention_split_kernel<__half><<<grid, kWarps * kWarp, 0, s>>>(p);
+      check_launch(launch_kernel(attention_split_kernel<__half>, grid, kWarps * kWarp, 0, s, p));
       break;
     case DType::kBF16:
-      attention_split_kernel<__nv_bfloat16><<<grid, kWarps * kWarp, 0, s>>>(p);
+      check_launch(
+          launch_kernel(attention_split_kernel<__nv_bfloat16>, grid, kWarps * kWarp, 0, s, p));
       break;
     case DType::kF32:
-      attention_split_kernel<float><<<grid, kWarps * kWarp, 0, s>>>(p);
+      check_launch(launch_kernel(attention_split_kernel<float>, grid, kWarps * kWarp, 0, s, p));
       break;
     default:
       return cudaErrorInvalidValue;
   }
   cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess || S == 1) return e;
-  attention_merge_kernel<<<dim3(a.n_heads, a.T), 128, 0, s>>>(workspace, a.n_heads, S, a.head_dim,
-                                                              a.out);
-  return cudaGetLastError();
+  return e;
 }
 
 }  // namespace cs::cuda

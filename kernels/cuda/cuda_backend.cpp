@@ -53,11 +53,10 @@ class CudaBackend final : public Backend {
   }
   ~CudaBackend() override {
     if (stream_) cudaStreamSynchronize(stream_);
-    for (auto& [p, bytes] : sizes_) cudaFree(p);
-    for (void* p : scratch_)
-      if (p) cudaFree(p);
+    for (auto& [p, bytes] : sizes_) cudaFree(p);  // scratch buffers are among them
     if (blas_) cublasDestroy(blas_);
     if (stream_) cudaStreamDestroy(stream_);
+    cudaGetLastError();  // leave no error behind for the next launch to report
   }
 
   const char* name() const override { return name_.c_str(); }
@@ -127,6 +126,17 @@ class CudaBackend final : public Backend {
           "kv_store");
     done("kv_store");
   }
+  void qk_norm_rope_store(float* q, float* k, const float* v, int T, int n_heads, int n_kv_heads,
+                          int head_dim, const MatView& q_norm, const MatView& k_norm, float eps,
+                          int pos0, const RopeArgs& rope, DType kv_dtype, void* k_cache,
+                          void* v_cache) override {
+    if (head_dim % 2 != 0)
+      fail(ErrorKind::kInvalidArgument, "qk_norm_rope_store: odd head_dim {}", head_dim);
+    check(cuda::qk_norm_rope_store(q, k, v, T, n_heads, n_kv_heads, head_dim, q_norm, k_norm, eps,
+                                   pos0, rope, kv_dtype, k_cache, v_cache, stream_),
+          "qk_norm_rope_store");
+    done("qk_norm_rope_store");
+  }
   void attention(const AttentionArgs& a) override {
     if (a.T > 1 && cuda::flash_attention_supported(a)) {
       check(cuda::flash_attention(a, stream_), "attention (flash)");
@@ -159,7 +169,9 @@ class CudaBackend final : public Backend {
     if (it == sizes_.end()) return;
     used_ -= it->second;
     sizes_.erase(it);
-    cudaFree(ptr);  // errors here cannot be reported from a destructor
+    // Errors here cannot be reported from a destructor; clear them so that the next launch
+    // does not report them as its own.
+    if (cudaFree(ptr) != cudaSuccess) cudaGetLastError();
   }
 
  private:
@@ -201,6 +213,8 @@ class CudaBackend final : public Backend {
     const size_t want = bytes + bytes / 4;  // headroom for the next, slightly larger request
     scratch_[s] = raw_alloc(want, what);
     scratch_bytes_[s] = want;
+    // Zeroed once: kernels that keep counters in their scratch leave them at zero again.
+    check(cudaMemsetAsync(scratch_[s], 0, want, stream_), what);
     return scratch_[s];
   }
 

@@ -14,6 +14,60 @@ namespace cs::cuda {
 
 inline constexpr int kWarp = 32;
 
+// Programmatic dependent launch (sm_90): every kernel here is launched so that it may start while
+// its predecessor finishes. Each kernel calls pdl_wait() before it reads anything an earlier kernel
+// wrote (constant weights may be read before), then pdl_trigger() to let its successor start. As
+// a kernel triggers only after its own wait, data written two kernels back is complete when a
+// kernel starts. Both are no-ops before sm_90 and for kernels launched without the attribute.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Whether the current device takes programmatic dependent launches (compute capability 9+).
+inline bool pdl_supported() {
+  thread_local int device = -1, major = 0;
+  int d = 0;
+  if (cudaGetDevice(&d) != cudaSuccess) return false;
+  if (d != device) {
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, d) != cudaSuccess)
+      major = 0;
+    device = d;
+  }
+  return major >= 9;
+}
+
+// Returns the error of a launch from the enclosing launcher.
+#define check_launch(expr)                                  \
+  do {                                                      \
+    const cudaError_t launch_error_ = (expr);               \
+    if (launch_error_ != cudaSuccess) return launch_error_; \
+  } while (0)
+
+// Launches `kernel` with programmatic stream serialization where the device supports it.
+template <typename... KArgs, typename... Args>
+inline cudaError_t launch_kernel(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
+                                 cudaStream_t s, Args... args) {
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl_supported() ? 1 : 0;
+  const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...);
+  return e != cudaSuccess ? e : cudaGetLastError();
+}
+
 __device__ __forceinline__ float f16(uint16_t h) {
   return __half2float(__ushort_as_half(h));
 }

@@ -14,6 +14,8 @@ __device__ __forceinline__ uint32_t hash(uint64_t i, uint64_t seed) {
 
 // Q4 codes 1..15 in both nibbles: zero-mean weights once 8 is subtracted.
 __global__ void fill_q4_kernel(uint8_t* p, size_t n, uint64_t seed) {
+  pdl_wait();
+  pdl_trigger();
   for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x) {
     const uint32_t h = hash(i, seed);
@@ -23,6 +25,8 @@ __global__ void fill_q4_kernel(uint8_t* p, size_t n, uint64_t seed) {
 
 __global__ void fill_uniform_kernel(void* p, DType dt, size_t n, float lo, float hi,
                                     uint64_t seed) {
+  pdl_wait();
+  pdl_trigger();
   for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x) {
     const float u = float(hash(i, seed) & 0xffffff) * (1.0f / 16777216.0f);
@@ -33,13 +37,14 @@ __global__ void fill_uniform_kernel(void* p, DType dt, size_t n, float lo, float
 }  // namespace
 
 cudaError_t fill_q4_codes(void* p, size_t bytes, uint64_t seed, cudaStream_t s) {
-  fill_q4_kernel<<<1024, 256, 0, s>>>(static_cast<uint8_t*>(p), bytes, seed);
+  check_launch(
+      launch_kernel(fill_q4_kernel, 1024, 256, 0, s, static_cast<uint8_t*>(p), bytes, seed));
   return cudaGetLastError();
 }
 
 cudaError_t fill_uniform(void* p, DType dt, size_t n, float lo, float hi, uint64_t seed,
                          cudaStream_t s) {
-  fill_uniform_kernel<<<1024, 256, 0, s>>>(p, dt, n, lo, hi, seed);
+  check_launch(launch_kernel(fill_uniform_kernel, 1024, 256, 0, s, p, dt, n, lo, hi, seed));
   return cudaGetLastError();
 }
 

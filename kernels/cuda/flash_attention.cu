@@ -57,6 +57,8 @@ struct FlashParams {
 
 template <typename KT, int D>
 __global__ void __launch_bounds__(kThreads) flash_kernel(FlashParams p) {
+  pdl_wait();
+  pdl_trigger();
   constexpr int KS = D + 8, VS = kKeys + 8;  // padded row lengths (elements)
   __shared__ __align__(16) KT ks[kKeys * KS];
   __shared__ __align__(16) KT vt[D * VS];
@@ -183,9 +185,9 @@ cudaError_t launch(const AttentionArgs& a, cudaStream_t s) {
                 a.out};
   const dim3 grid((a.T + kRowsPerBlock - 1) / kRowsPerBlock, a.n_heads);
   if (a.head_dim == 64)
-    flash_kernel<KT, 64><<<grid, kThreads, 0, s>>>(p);
+    check_launch(launch_kernel(flash_kernel<KT, 64>, grid, kThreads, 0, s, p));
   else
-    flash_kernel<KT, 128><<<grid, kThreads, 0, s>>>(p);
+    check_launch(launch_kernel(flash_kernel<KT, 128>, grid, kThreads, 0, s, p));
   return cudaGetLastError();
 }
 

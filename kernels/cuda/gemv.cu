@@ -33,6 +33,9 @@ __global__ void __launch_bounds__(kWarps* kWarp) gemv_kernel(Params p) {
   constexpr int NM = M == Mode::kGateUp ? 2 : 1;  // matrices per output row
   constexpr int WPC = weights_per_chunk<DT>();
   const int pair = blockIdx.y;
+  // The MoE modes find their matrices through the routing ids: kGateUp's come from the kernel
+  // just before (wait first); kDown's from two kernels back (complete once this one runs).
+  if constexpr (M == Mode::kGateUp) pdl_wait();
   MatView mats[NM];
   const float* x;
   if constexpr (M == Mode::kDense) {
@@ -65,25 +68,30 @@ __global__ void __launch_bounds__(kWarps* kWarp) gemv_kernel(Params p) {
           if (c < nch && row0 + r < N) ch[m][r][u] = load_chunk<DT>(mats[m], row0 + r, c);
         }
   };
-  load(lane);
+  load(lane);  // constant weights: before waiting for the input
+  if constexpr (M != Mode::kGateUp) pdl_wait();
+  pdl_trigger();
   extern __shared__ float4 smem4[];
   float* xs = reinterpret_cast<float*>(smem4);
   float* sx = xs + C;
-  stage_input<DT>(x, C, xs, sx);
+  stage_input<DT>(x, C, 1, vec, xs, sx);
   if (row0 >= N) return;
   float acc[NM][kRows] = {};
   for (int base = lane; base < nch; base += kWarp * kUnroll) {
 #pragma unroll
-    for (int m = 0; m < NM; ++m)
+    for (int u = 0; u < kUnroll; ++u) {
+      const int c = base + u * kWarp;
+      if (c >= nch) continue;
+      float4 xv[float4_per_chunk<DT>()];
+      load_inputs<DT>(smem4, nch, c, xv);  // once per chunk, for every row of this warp
+      const float sxc = DT == DType::kQ4 ? sx[c] : 0.0f;
 #pragma unroll
-      for (int r = 0; r < kRows; ++r)
+      for (int m = 0; m < NM; ++m)
 #pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
-          const int c = base + u * kWarp;
-          if (c < nch && row0 + r < N)
-            acc[m][r] += chunk_value<DT>(ch[m][r][u], xs + c * WPC, DT == DType::kQ4 ? sx[c] : 0.0f,
-                                         mats[m].mins != nullptr);
-        }
+        for (int r = 0; r < kRows; ++r)
+          if (row0 + r < N)
+            acc[m][r] += chunk_value<DT>(ch[m][r][u], xv, sxc, mats[m].mins != nullptr);
+    }
     if (base + kWarp * kUnroll < nch) load(base + kWarp * kUnroll);
   }
   if (!vec) {  // rows not 16-byte aligned (a float dtype with odd C): one element at a time
@@ -114,6 +122,8 @@ __global__ void __launch_bounds__(kWarps* kWarp) gemv_kernel(Params p) {
 __global__ void moe_combine_kernel(const ExpertWeights* table, const int32_t* ids,
                                    const float* weights, const float* y, int T, int K, int H,
                                    bool accumulate, float* out) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= int64_t(T) * H) return;
   const int t = int(i / H), h = int(i % H);
@@ -132,19 +142,19 @@ cudaError_t launch(DType dt, const Params& p, int pairs, cudaStream_t s) {
   const size_t smem = gemv_smem_bytes(dt, p.C);
   switch (dt) {
     case DType::kF32:
-      gemv_kernel<DType::kF32, M><<<grid, kWarps * kWarp, smem, s>>>(p);
+      check_launch(launch_kernel(gemv_kernel<DType::kF32, M>, grid, kWarps * kWarp, smem, s, p));
       break;
     case DType::kF16:
-      gemv_kernel<DType::kF16, M><<<grid, kWarps * kWarp, smem, s>>>(p);
+      check_launch(launch_kernel(gemv_kernel<DType::kF16, M>, grid, kWarps * kWarp, smem, s, p));
       break;
     case DType::kBF16:
-      gemv_kernel<DType::kBF16, M><<<grid, kWarps * kWarp, smem, s>>>(p);
+      check_launch(launch_kernel(gemv_kernel<DType::kBF16, M>, grid, kWarps * kWarp, smem, s, p));
       break;
     case DType::kQ8:
-      gemv_kernel<DType::kQ8, M><<<grid, kWarps * kWarp, smem, s>>>(p);
+      check_launch(launch_kernel(gemv_kernel<DType::kQ8, M>, grid, kWarps * kWarp, smem, s, p));
       break;
     case DType::kQ4:
-      gemv_kernel<DType::kQ4, M><<<grid, kWarps * kWarp, smem, s>>>(p);
+      check_launch(launch_kernel(gemv_kernel<DType::kQ4, M>, grid, kWarps * kWarp, smem, s, p));
       break;
   }
   return cudaGetLastError();
@@ -216,8 +226,8 @@ cudaError_t moe_gemv(const MoeArgs& a, float* workspace, cudaStream_t s) {
   e = launch<Mode::kDown>(a.dtype, p, pairs, s);
   if (e != cudaSuccess) return e;
   const int64_t n = int64_t(a.T) * a.hidden;
-  moe_combine_kernel<<<unsigned((n + 255) / 256), 256, 0, s>>>(a.table, a.ids, a.weights, y, a.T,
-                                                               a.k, a.hidden, a.accumulate, a.out);
+  check_launch(launch_kernel(moe_combine_kernel, unsigned((n + 255) / 256), 256, 0, s, a.table,
+                             a.ids, a.weights, y, a.T, a.k, a.hidden, a.accumulate, a.out));
   return cudaGetLastError();
 }
 

@@ -1,7 +1,10 @@
 // Device code shared by the GEMV kernels (gemv.cu, moe_down.cu): the per-chunk dot products.
 //
 // Every weight row is read in 16-byte chunks (4 F32, 8 F16/BF16, 16 Q8 or 32 Q4 weights); a lane
-// multiplies one chunk with the matching input values held in shared memory.
+// multiplies one chunk with the matching input values held in shared memory. Lane l of a warp
+// takes chunk base + l, so the input is staged chunk-interleaved: float4 k of chunk c sits at
+// xs4[k * n_chunks + c], and the 32 lanes' loads of one float4 index are consecutive (no bank
+// conflicts). Each lane loads its chunk's inputs once and uses them for every row it computes.
 //
 // Q4 without a lookup table: a code q (0..15) placed by one byte permute into the mantissa of a
 // float with exponent 1 gives exactly 2 + q/64. A chunk's raw sum a = sum (2 + q/64) x then gives
@@ -31,11 +34,15 @@ __device__ __forceinline__ float dot4(float a, float b, float c, float d, float4
   return a * x.x + b * x.y + c * x.z + d * x.w;
 }
 
-// Dot product of one 16-byte chunk with the matching x values (shared memory, 16-byte aligned).
-// For Q4 this is the raw sum a = sum (2 + q/64) x; for Q8 the unscaled sum q x.
 template <DType DT>
-__device__ __forceinline__ float chunk_dot(const uint4 w, const float* xs) {
-  const float4* x4 = reinterpret_cast<const float4*>(xs);
+__host__ __device__ constexpr int float4_per_chunk() {
+  return weights_per_chunk<DT>() / 4;
+}
+
+// Dot product of one 16-byte chunk with the matching x values (registers, float4_per_chunk of
+// them). For Q4 this is the raw sum a = sum (2 + q/64) x; for Q8 the unscaled sum q x.
+template <DType DT>
+__device__ __forceinline__ float chunk_dot(const uint4 w, const float4* x4) {
   const uint32_t v[4] = {w.x, w.y, w.z, w.w};
   float s = 0.0f;
   if constexpr (DT == DType::kF32) {
@@ -102,11 +109,11 @@ __device__ __forceinline__ Chunk load_chunk(const MatView& v, int64_t row, int c
   return k;
 }
 
-// The contribution of a loaded chunk: xs is the chunk's inputs, sxc their sum (Q4 only).
+// The contribution of a loaded chunk: x4 holds the chunk's inputs, sxc their sum (Q4 only).
 template <DType DT>
-__device__ __forceinline__ float chunk_value(const Chunk& k, const float* xs, float sxc,
+__device__ __forceinline__ float chunk_value(const Chunk& k, const float4* x4, float sxc,
                                              bool asymmetric) {
-  const float s = chunk_dot<DT>(k.w, xs);
+  const float s = chunk_dot<DT>(k.w, x4);
   if constexpr (DT == DType::kQ4)
     return asymmetric ? k.d * (64.0f * s - 128.0f * sxc) + k.m * sxc
                       : k.d * (64.0f * s - 136.0f * sxc);
@@ -123,20 +130,39 @@ __device__ __forceinline__ bool gemv_vec_ok(const MatView& v) {
          v.cols % weights_per_chunk<DT>() == 0;
 }
 
-// Stages x [C] in shared memory (xs) and, for Q4, the sums over each 32-value chunk (sx).
-// Ends with a barrier.
+// Stages `segments` consecutive input vectors of C values each (one per expert in moe_down, else
+// one) in shared memory: chunk-interleaved per segment when `vec` (see above), in plain order
+// otherwise. For Q4 also the sum of each 32-value chunk (sx, in chunk order). Ends with a barrier.
 template <DType DT>
-__device__ __forceinline__ void stage_input(const float* x, int C, float* xs, float* sx) {
-  for (int i = threadIdx.x; i < C; i += blockDim.x) xs[i] = x[i];
-  __syncthreads();
+__device__ __forceinline__ void stage_input(const float* x, int C, int segments, bool vec,
+                                            float* xs, float* sx) {
+  constexpr int WPC = weights_per_chunk<DT>();
+  const int total = C * segments, nch = C / WPC;
+  for (int q = threadIdx.x; q < total; q += blockDim.x) {
+    int src = q;
+    if (vec) {  // destination order: consecutive threads write consecutive words
+      const int seg = q / C, qq = q % C, f4 = qq / 4;
+      const int k = f4 / nch, c = f4 % nch;
+      src = seg * C + c * WPC + k * 4 + qq % 4;
+    }
+    xs[q] = x[src];
+  }
   if constexpr (DT == DType::kQ4) {
     const int lane = threadIdx.x % kWarp, warps = blockDim.x / kWarp;
-    for (int c = threadIdx.x / kWarp; c < C / 32; c += warps) {
-      const float v = warp_sum(xs[c * 32 + lane]);
+    for (int c = threadIdx.x / kWarp; c < total / 32; c += warps) {
+      const float v = warp_sum(x[c * 32 + lane]);
       if (lane == 0) sx[c] = v;
     }
-    __syncthreads();
   }
+  __syncthreads();
+}
+
+// The float4s of chunk c of a staged segment (xs4 at the segment's start, nch chunks).
+template <DType DT>
+__device__ __forceinline__ void load_inputs(const float4* xs4, int nch, int c,
+                                            float4 (&x)[float4_per_chunk<DT>()]) {
+#pragma unroll
+  for (int k = 0; k < float4_per_chunk<DT>(); ++k) x[k] = xs4[k * nch + c];
 }
 
 __device__ __forceinline__ float silu(float g) {

@@ -24,6 +24,11 @@ cudaError_t norm_rope(float* x, int T, int heads, int head_dim, const MatView& n
                       int pos0, const RopeArgs& rope, cudaStream_t s);
 cudaError_t kv_store(const float* k, const float* v, int T, int pos0, int kv_dim, DType kv_dtype,
                      void* k_cache, void* v_cache, const int32_t* pos, cudaStream_t s);
+// norm_rope of q and k, then the cache store of k and v (Backend::qk_norm_rope_store), one launch.
+cudaError_t qk_norm_rope_store(float* q, float* k, const float* v, int T, int n_heads,
+                               int n_kv_heads, int head_dim, const MatView& q_norm,
+                               const MatView& k_norm, float eps, int pos0, const RopeArgs& rope,
+                               DType kv_dtype, void* k_cache, void* v_cache, cudaStream_t s);
 // out[n] = x[n] converted to `to` (F16 or BF16).
 cudaError_t convert(const float* x, int64_t n, DType to, void* out, cudaStream_t s);
 // out [N][C] = w as `to` (F16 or BF16), any weight dtype.

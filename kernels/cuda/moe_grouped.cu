@@ -20,7 +20,7 @@ namespace {
 
 constexpr int kBM = 64;   // pair rows per tile
 constexpr int kBN = 128;  // weight rows staged per k-step (gate+up: 64 of each)
-constexpr int kBK = 32;   // one Q4 block of 32 weights per k-step
+constexpr int kBK = 64;   // two Q4 blocks of 32 weights per k-step
 constexpr int kPad = 8;   // bf16 elements of padding per smem row (distinct banks)
 constexpr int kThreads = 256;
 constexpr int kMaxExperts = 1024;
@@ -61,6 +61,8 @@ Workspace carve(void* base, int P, int E, int I, int H) {
 
 // One block: histogram, scans, scatter. P is at most T*K of one prefill chunk.
 __global__ void route_kernel(const int32_t* ids, int P, int E, Workspace w) {
+  pdl_wait();
+  pdl_trigger();
   __shared__ int cnt[kMaxExperts], cursor[kMaxExperts];
   for (int e = threadIdx.x; e < E; e += blockDim.x) cnt[e] = cursor[e] = 0;
   __syncthreads();
@@ -88,6 +90,8 @@ __global__ void route_kernel(const int32_t* ids, int P, int E, Workspace w) {
 }
 
 __global__ void gather_kernel(const float* x, int K, int H, int P, Workspace w) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= int64_t(P) * H) return;
   const int slot = int(i / H), h = int(i % H);
@@ -108,15 +112,26 @@ __device__ __forceinline__ uint32_t bf16x2(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
-// Dequantizes chunk kb of row `row` of a Q4 view into 32 bf16 values at dst (smem).
-__device__ __forceinline__ void dequant_chunk(const MatView& v, int64_t row, int kb,
-                                              __nv_bfloat16* dst) {
-  const uint4 w = __ldcs(reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(v.data) +
-                                                        row * (v.cols / 2) + int64_t(kb) * 16));
-  const int64_t g = row * (v.cols / v.group) + int64_t(kb) * 32 / v.group;
-  const float d = f16(v.scales[g]);
-  const float mn = v.mins ? f16(v.mins[g]) : -8.0f * d;
-  const uint32_t words[4] = {w.x, w.y, w.z, w.w};
+// One 32-weight Q4 chunk of a weight row held in registers between its load and its dequantization
+// into shared memory (the next k-step's loads overlap the current k-step's tensor-core work).
+struct QChunk {
+  uint4 w;
+  float d, m;  // value = d * q + m (symmetric: m = -8 d)
+};
+
+__device__ __forceinline__ QChunk load_qchunk(const MatView& v, int64_t row, int chunk) {
+  QChunk q;
+  q.w = __ldcs(reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(v.data) +
+                                              row * (v.cols / 2) + int64_t(chunk) * 16));
+  const int64_t g = row * (v.cols / v.group) + int64_t(chunk) * 32 / v.group;
+  q.d = f16(v.scales[g]);
+  q.m = v.mins ? f16(v.mins[g]) : -8.0f * q.d;
+  return q;
+}
+
+// Writes the 32 bf16 values of a chunk at dst (shared memory).
+__device__ __forceinline__ void store_qchunk(const QChunk& q, __nv_bfloat16* dst) {
+  const uint32_t words[4] = {q.w.x, q.w.y, q.w.z, q.w.w};
   uint32_t* out = reinterpret_cast<uint32_t*>(dst);
 #pragma unroll
   for (int k = 0; k < 4; ++k)
@@ -124,8 +139,8 @@ __device__ __forceinline__ void dequant_chunk(const MatView& v, int64_t row, int
     for (int b = 0; b < 4; b += 2) {  // bytes 4k+b, 4k+b+1: weights j, j+1 and j+16, j+17
       const uint32_t q0 = (words[k] >> (8 * b)) & 0xffu, q1 = (words[k] >> (8 * b + 8)) & 0xffu;
       const int j = 4 * k + b;
-      out[j / 2] = bf16x2(d * float(q0 & 15u) + mn, d * float(q1 & 15u) + mn);
-      out[(j + 16) / 2] = bf16x2(d * float(q0 >> 4) + mn, d * float(q1 >> 4) + mn);
+      out[j / 2] = bf16x2(q.d * float(q0 & 15u) + q.m, q.d * float(q1 & 15u) + q.m);
+      out[(j + 16) / 2] = bf16x2(q.d * float(q0 >> 4) + q.m, q.d * float(q1 >> 4) + q.m);
     }
 }
 
@@ -136,6 +151,8 @@ template <bool DUAL>
 __global__ void __launch_bounds__(kThreads)
     grouped_kernel(const ExpertWeights* table, int E, int N, int C, const __nv_bfloat16* a_in,
                    Workspace w) {
+  pdl_wait();
+  pdl_trigger();
   __shared__ __align__(16) __nv_bfloat16 as[kBM][kBK + kPad];
   __shared__ __align__(16) __nv_bfloat16 bs[kBN][kBK + kPad];
   const int tile = blockIdx.y;
@@ -158,27 +175,39 @@ __global__ void __launch_bounds__(kThreads)
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp, g = lane / 4, c = lane % 4;
   const int wm = warp / 4, wn = warp % 4;  // 2 x 4 warps: 32 rows x 4 fragments of 8 columns
   float acc[2][4][4] = {};
-  for (int kb = 0; kb < C / kBK; ++kb) {
-    {  // A: 64 rows x 32 bf16, one 16-byte load per thread
-      const int r = threadIdx.x / 4, part = threadIdx.x % 4;
-      uint4 v = make_uint4(0, 0, 0, 0);
-      if (m0 + r < rows)
-        v = *reinterpret_cast<const uint4*>(a_in + int64_t(slot0 + r) * C + kb * kBK + part * 8);
-      *reinterpret_cast<uint4*>(&as[r][part * 8]) = v;
-    }
-    if (threadIdx.x < kBN) {  // B: one weight row per thread, dequantized
-      const int r = threadIdx.x;
-      const MatView& mv = DUAL ? (r < kBN / 2 ? ew.gate : ew.up) : ew.down;
-      const int n = n0 + (DUAL ? r % (kBN / 2) : r);
-      if (n < N) {
-        dequant_chunk(mv, n, kb, &bs[r][0]);
-      } else {
+  // Per thread: two 16-byte pieces of the A tile and one 32-weight chunk of the B tile.
+  const int b_row = threadIdx.x / 2, b_half = threadIdx.x % 2;
+  const MatView& bmv = DUAL ? (b_row < kBN / 2 ? ew.gate : ew.up) : ew.down;
+  const int b_n = n0 + (DUAL ? b_row % (kBN / 2) : b_row);
+  uint4 a_reg[2];
+  QChunk b_reg;
+  auto fetch = [&](int kb) {
 #pragma unroll
-        for (int i = 0; i < kBK; i += 8)
-          *reinterpret_cast<uint4*>(&bs[r][i]) = make_uint4(0, 0, 0, 0);
-      }
+    for (int i = 0; i < 2; ++i) {
+      const int item = threadIdx.x + i * kThreads, r = item / 8, col = kb * kBK + (item % 8) * 8;
+      a_reg[i] = make_uint4(0, 0, 0, 0);
+      if (m0 + r < rows && col < C)
+        a_reg[i] = *reinterpret_cast<const uint4*>(a_in + int64_t(slot0 + r) * C + col);
     }
-    __syncthreads();
+    const int chunk = kb * 2 + b_half;
+    b_reg.w = make_uint4(0, 0, 0, 0);
+    b_reg.d = b_reg.m = 0.0f;
+    if (b_n < N && chunk * 32 < C) b_reg = load_qchunk(bmv, b_n, chunk);
+  };
+  auto store = [&] {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int item = threadIdx.x + i * kThreads;
+      *reinterpret_cast<uint4*>(&as[item / 8][(item % 8) * 8]) = a_reg[i];
+    }
+    store_qchunk(b_reg, &bs[b_row][b_half * 32]);
+  };
+  const int nk = (C + kBK - 1) / kBK;
+  fetch(0);
+  store();
+  __syncthreads();
+  for (int kb = 0; kb < nk; ++kb) {
+    if (kb + 1 < nk) fetch(kb + 1);  // in flight during the tensor-core work below
 #pragma unroll
     for (int ks = 0; ks < kBK; ks += 16) {
       uint32_t af[2][4];
@@ -201,6 +230,10 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
     __syncthreads();
+    if (kb + 1 < nk) {
+      store();
+      __syncthreads();
+    }
   }
 #pragma unroll
   for (int mf = 0; mf < 2; ++mf)
@@ -234,6 +267,8 @@ __global__ void __launch_bounds__(kThreads)
 
 __global__ void combine_kernel(const ExpertWeights* table, const int32_t* ids, const float* weights,
                                int T, int K, int H, bool accumulate, Workspace w, float* out) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= int64_t(T) * H) return;
   const int t = int(i / H), h = int(i % H);
@@ -255,8 +290,8 @@ size_t moe_grouped_workspace_bytes(int T, int K, int n_experts, int inter, int h
 }
 
 bool moe_grouped_supported(const MoeArgs& a) {
-  return a.dtype == DType::kQ4 && a.n_experts <= kMaxExperts && a.hidden % kBK == 0 &&
-         a.inter % kBK == 0 && a.hidden % 8 == 0 && a.inter % 8 == 0 && a.k >= 1;
+  return a.dtype == DType::kQ4 && a.n_experts <= kMaxExperts && a.hidden % 32 == 0 &&
+         a.inter % 32 == 0 && a.k >= 1;
 }
 
 cudaError_t moe_grouped(const MoeArgs& a, void* workspace, cudaStream_t s) {
@@ -264,17 +299,18 @@ cudaError_t moe_grouped(const MoeArgs& a, void* workspace, cudaStream_t s) {
   const int P = a.T * a.k, E = a.n_experts, H = a.hidden, I = a.inter;
   if (P <= 0) return cudaSuccess;
   Workspace w = carve(workspace, P, E, I, H);
-  route_kernel<<<1, 1024, 0, s>>>(a.ids, P, E, w);
-  gather_kernel<<<unsigned((int64_t(P) * H + 255) / 256), 256, 0, s>>>(a.x, a.k, H, P, w);
+  check_launch(launch_kernel(route_kernel, 1, 1024, 0, s, a.ids, P, E, w));
+  check_launch(launch_kernel(gather_kernel, unsigned((int64_t(P) * H + 255) / 256), 256, 0, s, a.x,
+                             a.k, H, P, w));
   const int max_tiles = (P + kBM - 1) / kBM + E;
   if (max_tiles > 65535) return cudaErrorInvalidValue;
-  grouped_kernel<true><<<dim3((I + kBN / 2 - 1) / (kBN / 2), max_tiles), kThreads, 0, s>>>(
-      a.table, E, I, H, w.xs, w);
-  grouped_kernel<false>
-      <<<dim3((H + kBN - 1) / kBN, max_tiles), kThreads, 0, s>>>(a.table, E, H, I, w.act, w);
+  check_launch(launch_kernel(grouped_kernel<true>, dim3((I + kBN / 2 - 1) / (kBN / 2), max_tiles),
+                             kThreads, 0, s, a.table, E, I, H, w.xs, w));
+  check_launch(launch_kernel(grouped_kernel<false>, dim3((H + kBN - 1) / kBN, max_tiles), kThreads,
+                             0, s, a.table, E, H, I, w.act, w));
   const int64_t n = int64_t(a.T) * H;
-  combine_kernel<<<unsigned((n + 255) / 256), 256, 0, s>>>(a.table, a.ids, a.weights, a.T, a.k, H,
-                                                           a.accumulate, w, a.out);
+  check_launch(launch_kernel(combine_kernel, unsigned((n + 255) / 256), 256, 0, s, a.table, a.ids,
+                             a.weights, a.T, a.k, H, a.accumulate, w, a.out));
   return cudaGetLastError();
 }
 

@@ -22,6 +22,8 @@ __device__ __forceinline__ void warp_best(float& v, int& i) {
 // One warp per token. The j-th pick is the best expert ranked after the (j-1)-th pick.
 __global__ void router_kernel(const float* logits, int T, int E, int k, bool renormalize,
                               int32_t* ids, float* weights) {
+  pdl_wait();
+  pdl_trigger();
   const int lane = threadIdx.x % kWarp;
   const int t = blockIdx.x * (blockDim.x / kWarp) + threadIdx.x / kWarp;
   if (t >= T) return;
@@ -84,6 +86,8 @@ __device__ void block_best(float& v, int& i, float* sv, int* si) {
 
 __global__ void __launch_bounds__(kThreads)
     sample_kernel(const float* l, int V, SampleArgs a, const float* u, int32_t* token) {
+  pdl_wait();
+  pdl_trigger();
   __shared__ float sv[32];
   __shared__ int si[32];
   __shared__ uint32_t hist[256];
@@ -222,8 +226,8 @@ cudaError_t router(const float* logits, int T, int n_experts, int k, bool renorm
                    float* weights, cudaStream_t s) {
   if (k < 1 || k > 32 || k > n_experts) return cudaErrorInvalidValue;
   if (T <= 0) return cudaSuccess;
-  router_kernel<<<(T + 3) / 4, 4 * kWarp, 0, s>>>(logits, T, n_experts, k, renormalize, ids,
-                                                  weights);
+  check_launch(launch_kernel(router_kernel, (T + 3) / 4, 4 * kWarp, 0, s, logits, T, n_experts, k,
+                             renormalize, ids, weights));
   return cudaGetLastError();
 }
 
@@ -234,7 +238,7 @@ bool sample_supported(const SampleArgs& a) {
 cudaError_t sample(const float* logits, int V, const SampleArgs& a, const float* u, int32_t* token,
                    cudaStream_t s) {
   if (!sample_supported(a) || V <= 0) return cudaErrorInvalidValue;
-  sample_kernel<<<1, kThreads, 0, s>>>(logits, V, a, u, token);
+  check_launch(launch_kernel(sample_kernel, 1, kThreads, 0, s, logits, V, a, u, token));
   return cudaGetLastError();
 }
 

@@ -33,8 +33,9 @@ TEST_SUITE("model") {
       test::Reference ref(name);
       const int V = model->config().vocab_size, K = model->config().n_experts_per_tok;
       for (const char* p : kPrompts) {
-        CAPTURE(name);
-        CAPTURE(p);
+        const std::string model_name = name, prompt_name = p;
+        CAPTURE(model_name);
+        CAPTURE(prompt_name);
         const std::vector<int32_t> prompt = ref.ints(fmt::format("prompt.{}", p));
         const std::vector<float> want = ref.floats(fmt::format("logits.{}", p));
         std::map<int, std::vector<int32_t>> selected;
@@ -77,11 +78,14 @@ TEST_SUITE("model") {
         const std::vector<int32_t> prompt = ref.ints("prompt.d");
         SessionOptions so;
         so.transformer.kv_dtype = kv;
-        CAPTURE(name);
-        CAPTURE(dtype_name(kv));
+        const std::string kvs = dtype_name(kv), model_name = name;
+        CAPTURE(model_name);
+        CAPTURE(kvs);
         const std::vector<float> want = all_logits(*model, *cpu, prompt, so);
         const std::vector<float> got = all_logits(*model, gpu(), prompt, so);
-        CHECK(test::max_rel_error(got.data(), want.data(), want.size()) < 1e-4);
+        // Keys and values that differ in the last fp32 bits can round to neighbouring 16-bit
+        // values: a few 1e-3 of relative difference, far above fp32 noise, are expected.
+        CHECK(test::max_rel_error(got.data(), want.data(), want.size()) < 3e-3);
       }
   }
 
@@ -102,9 +106,10 @@ TEST_SUITE("model") {
         auto model = quantize_model(*src, o);
         test::Reference ref(name);
         const std::vector<int32_t> prompt = ref.ints("prompt.d");
-        CAPTURE(name);
-        CAPTURE(dtype_name(f.experts));
-        CAPTURE(dtype_name(f.dense));
+        const std::string model_name = name, ex = dtype_name(f.experts), dn = dtype_name(f.dense);
+        CAPTURE(model_name);
+        CAPTURE(ex);
+        CAPTURE(dn);
         // Decode (one token at a time: GEMV kernels, fp32 math) agrees closely.
         Session sc(*model, *cpu), sg(*model, gpu());
         for (size_t i = 0; i < prompt.size(); ++i) {
@@ -134,7 +139,8 @@ TEST_SUITE("decode") {
         opt.sampling.top_k = 20;
         opt.sampling.top_p = 0.9f;
         opt.sampling.seed = uint64_t(randint(0, 1 << 30));
-        CAPTURE(name);
+        const std::string model_name = name;
+        CAPTURE(model_name);
         CAPTURE(greedy);
         Session c(*model, *cpu);
         const std::vector<int32_t> want = c.generate(prompt, opt);

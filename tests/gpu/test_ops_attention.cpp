@@ -36,7 +36,8 @@ TEST_SUITE("ops") {
             for (int pos0 : {0, 5, 300}) {
               const bool dev_pos = T == 1 && randint(0, 1);
               const int ctx = pos0 + T + randint(0, 40);
-              CAPTURE(dtype_name(dt));
+              const std::string dtype = dtype_name(dt);
+              CAPTURE(dtype);
               CAPTURE(D);
               CAPTURE(hs.q);
               CAPTURE(hs.kv);

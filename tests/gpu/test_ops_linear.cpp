@@ -21,7 +21,7 @@ std::unique_ptr<Backend> backend_with(int gemm_min, int grouped_min) {
 // Tolerance for a path: fp32 math (GEMV, SGEMM) or 16-bit operands (cuBLAS on F16/BF16, or on
 // weights dequantized to BF16, where the input is rounded too).
 double tolerance(DType dt, bool gemm) {
-  if (!gemm || dt == DType::kF32) return 2e-5;
+  if (!gemm || dt == DType::kF32) return 5e-5;
   return dt == DType::kF16 ? 4e-3 : 2e-2;
 }
 
@@ -39,7 +39,8 @@ TEST_SUITE("ops") {
             const int C =
                 quant ? group * randint(1, 5) : std::vector<int>{1, 3, 37, 129, 520}[randint(0, 4)];
             CAPTURE(gemm);
-            CAPTURE(dtype_name(dt));
+            const std::string dtype = dtype_name(dt);
+            CAPTURE(dtype);
             CAPTURE(T);
             CAPTURE(N);
             CAPTURE(C);
@@ -59,13 +60,14 @@ TEST_SUITE("ops") {
 
   TEST_CASE("matmul: decode-sized rows of large matrices") {
     for (DType dt : kAll) {
-      CAPTURE(dtype_name(dt));
+      const std::string dtype = dtype_name(dt);
+      CAPTURE(dtype);
       Mat w = make_mat(dt, 4099, 4096, 1.0f / 64);
       std::vector<float> x = randvec(4096), want(4099);
       ref::matmul(x.data(), 1, w.host, want.data());
       Buffer dx = to_gpu(x), out = poisoned(want.size() * 4);
       gpu().matmul(dx.as<float>(), 1, w.dev, out.as<float>());
-      CHECK(rel_err(from_gpu<float>(out.get(), want.size()), want) < 2e-5);
+      CHECK(rel_err(from_gpu<float>(out.get(), want.size()), want) < 5e-5);
     }
   }
 
@@ -81,7 +83,8 @@ TEST_SUITE("ops") {
           const int E = randint(1, 12), K = randint(1, std::min(E, 8));
           const bool asym = dt == DType::kQ4 && randint(0, 1);
           CAPTURE(grouped);
-          CAPTURE(dtype_name(dt));
+          const std::string dtype = dtype_name(dt);
+          CAPTURE(dtype);
           CAPTURE(T);
           CAPTURE(H);
           CAPTURE(I);

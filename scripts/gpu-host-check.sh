@@ -37,7 +37,7 @@ for s in "${steps[@]}"; do
       log "memcheck exit $?"; tail -6 "$out/memcheck.log" | tee -a "$out/summary.log" ;;
     racecheck)
       log "compute-sanitizer racecheck, attention and MoE tests"
-      timeout 150 compute-sanitizer --tool racecheck --error-exitcode 9 \
+      timeout 60 compute-sanitizer --tool racecheck --error-exitcode 9 \
         "$build/tests/gpu/gpu_tests" --test-suite=ops --test-case='*attention*,*moe*' \
         >"$out/racecheck.log" 2>&1
       log "racecheck exit $?"; tail -6 "$out/racecheck.log" | tee -a "$out/summary.log" ;;

@@ -132,28 +132,58 @@ __device__ __forceinline__ bool gemv_vec_ok(const MatView& v) {
 
 // Stages `segments` consecutive input vectors of C values each (one per expert in moe_down, else
 // one) in shared memory: chunk-interleaved per segment when `vec` (see above), in plain order
-// otherwise. For Q4 also the sum of each 32-value chunk (sx, in chunk order). Ends with a barrier.
+// otherwise. For Q4 also the sum of each 32-value chunk (sx, in chunk order). Loads are issued
+// four at a time and the sums are taken from shared memory, so staging costs a few L2 round trips,
+// not one per element. Ends with a barrier.
 template <DType DT>
 __device__ __forceinline__ void stage_input(const float* x, int C, int segments, bool vec,
                                             float* xs, float* sx) {
-  constexpr int WPC = weights_per_chunk<DT>();
+  constexpr int WPC = weights_per_chunk<DT>(), F4 = float4_per_chunk<DT>();
   const int total = C * segments, nch = C / WPC;
-  for (int q = threadIdx.x; q < total; q += blockDim.x) {
-    int src = q;
-    if (vec) {  // destination order: consecutive threads write consecutive words
-      const int seg = q / C, qq = q % C, f4 = qq / 4;
-      const int k = f4 / nch, c = f4 % nch;
-      src = seg * C + c * WPC + k * 4 + qq % 4;
+  const int step = blockDim.x;
+  if (vec && nch > 0) {
+    // Destination float4 q4 of segment seg holds float4 k of chunk c: source float4
+    // seg * C/4 + c * F4 + k. Consecutive threads write consecutive float4s.
+    const int n4 = total / 4, seg4 = C / 4;
+    float4* xs4 = reinterpret_cast<float4*>(xs);
+    const bool aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0;
+    for (int base = threadIdx.x; base < n4; base += 4 * step) {
+      float4 v[4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int q4 = base + u * step;
+        if (q4 >= n4) continue;
+        const int seg = q4 / seg4, f = q4 % seg4, k = f / nch, c = f % nch;
+        const int src = seg * seg4 + c * F4 + k;
+        if (aligned) {
+          v[u] = reinterpret_cast<const float4*>(x)[src];
+        } else {
+          const float* p = x + int64_t(src) * 4;
+          v[u] = make_float4(p[0], p[1], p[2], p[3]);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < 4; ++u)
+        if (base + u * step < n4) xs4[base + u * step] = v[u];
     }
-    xs[q] = x[src];
-  }
-  if constexpr (DT == DType::kQ4) {
-    const int lane = threadIdx.x % kWarp, warps = blockDim.x / kWarp;
-    for (int c = threadIdx.x / kWarp; c < total / 32; c += warps) {
-      const float v = warp_sum(x[c * 32 + lane]);
-      if (lane == 0) sx[c] = v;
+    __syncthreads();
+    if constexpr (DT == DType::kQ4) {  // chunk c of segment seg: 8 float4s, nch apart
+      for (int cc = threadIdx.x; cc < total / 32; cc += step) {
+        const int seg = cc / nch, c = cc % nch;
+        const float4* s4 = xs4 + seg * seg4 + c;
+        float sum = 0.0f;
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+          const float4 a = s4[k * nch];
+          sum += (a.x + a.y) + (a.z + a.w);
+        }
+        sx[cc] = sum;
+      }
+      __syncthreads();
     }
+    return;
   }
+  for (int q = threadIdx.x; q < total; q += step) xs[q] = x[q];
   __syncthreads();
 }
 

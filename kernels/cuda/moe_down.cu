@@ -33,7 +33,8 @@ __global__ void __launch_bounds__(kWarps* kWarp) moe_down_kernel(DownParams p) {
   // The routing ids come from two kernels back (complete); the intermediate act from the kernel
   // just before: wait for it, but learn the expert views first.
   const int32_t* ids = p.ids + int64_t(t) * K;
-  bool vec = true;
+  // Chunked reads need aligned rows: the dtype and I decide, then every present expert's pointer.
+  bool vec = row_bytes<DT>(I) % 16 == 0 && I % WPC == 0 && I >= WPC;
   for (int j = 0; j < K; ++j) {
     const ExpertWeights& e = p.table[ids[j]];
     if (e.gate.data) vec = vec && gemv_vec_ok<DT>(e.down);

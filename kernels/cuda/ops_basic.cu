@@ -234,9 +234,9 @@ cudaError_t qk_norm_rope_store(float* q, float* k, const float* v, int T, int n_
                                DType kv_dtype, void* k_cache, void* v_cache, cudaStream_t s) {
   const int64_t items = int64_t(T) * (n_heads + n_kv_heads);
   if (items <= 0) return cudaSuccess;
-  QkParams p{q,      k,         v,     T,          n_heads,          n_kv_heads, head_dim,
-             q_norm, k_norm,    eps,   pos0,       rope.inv_freq,    rope.attn_factor,
-             rope.pos, kv_dtype, k_cache, v_cache};
+  QkParams p{q,        k,       v,      T,    n_heads,       n_kv_heads,       head_dim,
+             q_norm,   k_norm,  eps,    pos0, rope.inv_freq, rope.attn_factor, rope.pos,
+             kv_dtype, k_cache, v_cache};
   check_launch(launch_kernel(qk_rope_store_kernel, blocks_for(items, 4), 4 * kWarp, 0, s, p));
   return cudaSuccess;
 }

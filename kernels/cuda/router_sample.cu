@@ -60,6 +60,7 @@ __global__ void router_kernel(const float* logits, int T, int E, int k, bool ren
 // ---- sampling: one block of 1024 threads ----
 constexpr int kThreads = 1024;
 constexpr int kMaxCand = 1024;
+constexpr int kUnroll = 8;  // logits loaded per thread before use
 
 // Float bits mapped so that unsigned order is float order (-0 taken as +0).
 __device__ __forceinline__ uint32_t order_key(float f) {
@@ -98,8 +99,19 @@ __global__ void __launch_bounds__(kThreads)
   if (a.greedy || a.temperature <= 0) {
     float bv = -INFINITY;
     int bi = 0x7fffffff;
-    for (int i = tid; i < V; i += kThreads)
-      if (better(l[i], i, bv, bi)) bv = l[i], bi = i;
+    for (int base = tid; base < V; base += kUnroll * kThreads) {
+      float v[kUnroll];  // loads first: one L2 round trip per kUnroll elements
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int i = base + u * kThreads;
+        v[u] = i < V ? l[i] : -INFINITY;
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int i = base + u * kThreads;
+        if (i < V && better(v[u], i, bv, bi)) bv = v[u], bi = i;
+      }
+    }
     block_best(bv, bi, sv, si);
     if (tid == 0) *token = bi;
     return;
@@ -112,9 +124,19 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
     const uint32_t prefix = s_prefix;
     const uint32_t mask = shift == 24 ? 0u : (0xffffffffu << (shift + 8));
-    for (int i = tid; i < V; i += kThreads) {
-      const uint32_t key = order_key(l[i]);
-      if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255u], 1u);
+    for (int base = tid; base < V; base += kUnroll * kThreads) {
+      float v[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int i = base + u * kThreads;
+        v[u] = i < V ? l[i] : 0.0f;
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const uint32_t key = order_key(v[u]);
+        if (base + u * kThreads < V && (key & mask) == prefix)
+          atomicAdd(&hist[(key >> shift) & 255u], 1u);
+      }
     }
     __syncthreads();
     if (tid == 0) {

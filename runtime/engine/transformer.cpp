@@ -290,9 +290,8 @@ void Transformer::compute(const int32_t* ids_dev, int T, int pos0, const int32_t
       b.matmul(h, T, L.wk, k);
       b.matmul(h, T, L.wv, v);
     }
-    b.qk_norm_rope_store(q, k, v, T, c.n_heads, c.n_kv_heads, D, L.q_norm, L.k_norm,
-                         c.rms_norm_eps, pos0, rope, kv_dtype_, k_cache_[l].get(),
-                         v_cache_[l].get());
+    b.qk_norm_rope_store(q, k, v, T, c.n_heads, c.n_kv_heads, D, L.q_norm, L.k_norm, c.rms_norm_eps,
+                         pos0, rope, kv_dtype_, k_cache_[l].get(), v_cache_[l].get());
     AttentionArgs a;
     a.q = q;
     a.k_cache = k_cache_[l].get();

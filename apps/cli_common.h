@@ -16,8 +16,11 @@ namespace cs::cli {
 // Parses "1,2,3" into token ids; throws cs::Error naming `flag` on bad input.
 std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag);
 
-// The backend a command runs on: the fast CPU backend (all physical cores, best instruction set).
-std::unique_ptr<Backend> make_backend();
+// The --device option of a subcommand ("auto" by default).
+void add_device_option(CLI::App* cmd, std::string& device);
+// The backend for a --device value: cpu, cuda, cuda:N or auto. "auto" takes GPU 0 when one is
+// usable and otherwise the CPU, saying so on stderr; "cuda" without a GPU is an error.
+std::unique_ptr<Backend> make_backend(const std::string& device = "auto");
 
 // Each subcommand registers itself: adds its options and sets its callback.
 void register_generate(CLI::App& app);
@@ -30,5 +33,6 @@ void add_eval_input_options(CLI::App* cmd, std::string& model, std::string& file
                             std::string& ids_file, int& ctx, int64_t& max_tokens);
 // The evaluation window: `requested` (--ctx) or, when 0, 512 capped by the model's context.
 int resolve_eval_ctx(const ModelConfig& c, int requested);
+void register_bench(CLI::App& app);
 
 }  // namespace cs::cli

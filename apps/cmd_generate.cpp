@@ -11,7 +11,7 @@ namespace cs::cli {
 namespace {
 
 struct GenerateArgs {
-  std::string model, ids;
+  std::string model, ids, device = "auto";
   int max_tokens = 16;
   bool greedy = false;
   float temperature = 0.7f;
@@ -22,7 +22,7 @@ struct GenerateArgs {
 
 void run_generate(const GenerateArgs& a) {
   auto model = Model::load(a.model);
-  auto backend = make_backend();
+  auto backend = make_backend(a.device);
   Session session(*model, *backend);
   GenerateOptions opt;
   opt.max_tokens = a.max_tokens;
@@ -44,12 +44,12 @@ void run_generate(const GenerateArgs& a) {
 }
 
 struct LogitsArgs {
-  std::string model, ids;
+  std::string model, ids, device = "auto";
 };
 
 void run_logits(const LogitsArgs& a) {
   auto model = Model::load(a.model);
-  auto backend = make_backend();
+  auto backend = make_backend(a.device);
   Session session(*model, *backend);
   const std::vector<int32_t> ids = parse_ids(a.ids, "--ids");
   const std::vector<float> all = session.eval_all(ids);
@@ -86,6 +86,7 @@ void register_generate(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--top-p", a->top_p, "Nucleus sampling threshold")->capture_default_str();
   cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str();
+  add_device_option(cmd, a->device);
   cmd->callback([a] { run_generate(*a); });
 }
 
@@ -96,6 +97,7 @@ void register_logits(CLI::App& app) {
   cmd->add_option("--model,-m", a->model, "Model: a Hugging Face directory or a packed .cst file")
       ->required();
   cmd->add_option("--ids", a->ids, "Token ids, comma-separated (e.g. 1,2,3)")->required();
+  add_device_option(cmd, a->device);
   cmd->callback([a] { run_logits(*a); });
 }
 

@@ -12,7 +12,7 @@ namespace cs::cli {
 namespace {
 
 struct PerplexityArgs {
-  std::string model, file, ids_file;
+  std::string model, file, ids_file, device = "auto";
   int ctx = 0, stride = 0;
   int64_t max_tokens = 0;
   bool json = false;
@@ -22,7 +22,7 @@ void run_perplexity(const PerplexityArgs& a) {
   auto model = Model::load(a.model);
   const int ctx = resolve_eval_ctx(model->config(), a.ctx);
   const std::vector<int32_t> ids = load_eval_tokens(*model, a.file, a.ids_file, a.max_tokens);
-  auto backend = make_backend();
+  auto backend = make_backend(a.device);
   SessionOptions so;
   so.transformer.n_ctx = ctx;
   Session session(*model, *backend, so);
@@ -91,6 +91,7 @@ void register_perplexity(CLI::App& app) {
       "Perplexity of a text: windows of --ctx tokens, each scored on its positions 1..n-1 from an "
       "empty context (the definition of tools/demo/train.py)");
   add_eval_input_options(cmd, a->model, a->file, a->ids_file, a->ctx, a->max_tokens);
+  add_device_option(cmd, a->device);
   cmd->add_option("--stride", a->stride,
                   "Start a window every N tokens (0 = --ctx: no overlap); a smaller stride scores "
                   "each token with more context, at ctx/stride times the cost")

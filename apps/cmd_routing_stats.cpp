@@ -17,7 +17,7 @@ namespace cs::cli {
 namespace {
 
 struct RoutingArgs {
-  std::string model, file, ids_file, json;
+  std::string model, file, ids_file, json, device = "auto";
   int ctx = 0;
   int64_t max_tokens = 0;
 };
@@ -60,7 +60,7 @@ void run_routing_stats(const RoutingArgs& a) {
     fail(ErrorKind::kUnsupported, "--model {}: not a mixture-of-experts model", a.model);
   const int ctx = resolve_eval_ctx(c, a.ctx);
   const std::vector<int32_t> ids = load_eval_tokens(*model, a.file, a.ids_file, a.max_tokens);
-  auto backend = make_backend();
+  auto backend = make_backend(a.device);
   SessionOptions so;
   so.transformer.n_ctx = ctx;
   Session session(*model, *backend, so);
@@ -101,6 +101,7 @@ void register_routing_stats(CLI::App& app) {
       "Per-layer routing entropy, expert reuse distance, LRU hit rates and per-request working "
       "set of a MoE model over a text (requests = windows of --ctx tokens)");
   add_eval_input_options(cmd, a->model, a->file, a->ids_file, a->ctx, a->max_tokens);
+  add_device_option(cmd, a->device);
   cmd->add_option("--json", a->json, "Also write the full report (with per-expert loads) here");
   cmd->callback([a] { run_routing_stats(*a); });
 }

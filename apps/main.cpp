@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   cs::cli::register_logits(app);
   cs::cli::register_perplexity(app);
   cs::cli::register_routing_stats(app);
+  cs::cli::register_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

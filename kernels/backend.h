@@ -59,6 +59,9 @@ class Buffer {
 struct RopeArgs {
   const float* inv_freq = nullptr;  // [D/2], backend pointer
   float attn_factor = 1.0f;
+  // When set, the first position is read from this backend pointer instead of the pos0 argument,
+  // so a captured decode step (CUDA graph) replays unchanged while the position advances.
+  const int32_t* pos = nullptr;
 };
 
 // Causal attention of T query rows at positions pos0 .. pos0+T-1 over keys 0 .. pos0+T-1.
@@ -71,6 +74,22 @@ struct AttentionArgs {
   int n_heads = 0, n_kv_heads = 0, head_dim = 0;
   float scale = 1.0f;    // usually 1/sqrt(D)
   float* out = nullptr;  // [T][Q*D]
+  // When set, pos0 is read from this backend pointer (see RopeArgs::pos); `capacity` (rows of the
+  // caches) then bounds the keys a kernel may be launched for.
+  const int32_t* pos = nullptr;
+  int capacity = 0;
+};
+
+// Token sampling from one row of logits; the exact rule is ref::sample (kernels/cpu/ref_ops.h):
+// greedy = argmax (lowest index on ties); otherwise the top_k most likely tokens (0 = all),
+// softmax at `temperature`, min-p relative to the most likely, then top-p, then a draw with the
+// caller's uniform number u in [0, 1) walking the candidates from the most likely down.
+struct SampleArgs {
+  bool greedy = false;  // also when temperature <= 0
+  float temperature = 1.0f;
+  int top_k = 0;
+  float top_p = 1.0f;
+  float min_p = 0.0f;
 };
 
 // Mixture-of-experts feed-forward:
@@ -85,8 +104,18 @@ struct MoeArgs {
   int k = 0;
   const ExpertWeights* table = nullptr;  // [n_experts], an array in backend-visible memory
   int n_experts = 0;
+  // The format every expert of the table shares (a backend picks its kernels by it without
+  // reading the table): weight dtype and intermediate size I.
+  DType dtype = DType::kF32;
+  int inter = 0;
   float* out = nullptr;     // [T][H]
   bool accumulate = false;  // add to out instead of overwriting it
+};
+
+// A recorded sequence of ops (a CUDA graph), replayed by Backend::replay. Move-only handle.
+class Graph {
+ public:
+  virtual ~Graph() = default;
 };
 
 class Backend {
@@ -101,6 +130,17 @@ class Backend {
   virtual void upload(void* dst, const void* src, size_t bytes) = 0;    // host -> backend
   virtual void download(void* dst, const void* src, size_t bytes) = 0;  // backend -> host
   virtual void synchronize() = 0;
+  // Device memory accounting: bytes allocated now and the budget alloc() enforces (0: none).
+  virtual size_t memory_used() const { return 0; }
+  virtual size_t memory_budget() const { return 0; }
+
+  // ---- graphs ----
+  // Ops enqueued between capture_begin() and capture_end() are recorded, not run; replay() runs
+  // them again. Only backends with supports_graphs() capture; no upload/download in between.
+  virtual bool supports_graphs() const { return false; }
+  virtual void capture_begin() {}
+  virtual std::unique_ptr<Graph> capture_end() { return nullptr; }
+  virtual void replay(Graph& graph) {}
 
   // ---- ops ----
   // out[t] = row ids[t] of table. REQUIRES: 0 <= ids[t] < table.rows (checked by the caller).
@@ -118,14 +158,32 @@ class Backend {
   virtual void norm_rope(float* x, int T, int heads, int head_dim, const MatView& norm, float eps,
                          int pos0, const RopeArgs& rope) = 0;
   // Writes k, v [T][KV*D] into rows pos0 .. pos0+T-1 of the caches, converting to kv_dtype.
+  // `pos`, when set, overrides pos0 from backend memory (see RopeArgs::pos).
   virtual void kv_store(const float* k, const float* v, int T, int pos0, int kv_dim, DType kv_dtype,
-                        void* k_cache, void* v_cache) = 0;
+                        void* k_cache, void* v_cache, const int32_t* pos = nullptr) = 0;
+  // A layer's attention prologue in one call: norm_rope of q [T][Q][D] and of k [T][KV][D] (each
+  // with its own norm weight), then kv_store of k and v. Backends may fuse it; the default runs
+  // the three ops.
+  virtual void qk_norm_rope_store(float* q, float* k, const float* v, int T, int n_heads,
+                                  int n_kv_heads, int head_dim, const MatView& q_norm,
+                                  const MatView& k_norm, float eps, int pos0, const RopeArgs& rope,
+                                  DType kv_dtype, void* k_cache, void* v_cache) {
+    norm_rope(q, T, n_heads, head_dim, q_norm, eps, pos0, rope);
+    norm_rope(k, T, n_kv_heads, head_dim, k_norm, eps, pos0, rope);
+    kv_store(k, v, T, pos0, n_kv_heads * head_dim, kv_dtype, k_cache, v_cache, rope.pos);
+  }
   virtual void attention(const AttentionArgs& a) = 0;
   // Router: softmax over E logits in fp32, top-k (ties to the lower index), optionally
   // renormalised so the k weights sum to 1. ids/weights are [T][k].
   virtual void router(const float* logits, int T, int n_experts, int k, bool renormalize,
                       int32_t* ids, float* weights) = 0;
   virtual void moe(const MoeArgs& a) = 0;
+  // Draws one token from logits [V] into *token (backend pointers; u is a backend pointer to one
+  // float so a captured graph takes a fresh number each replay). See SampleArgs.
+  virtual void sample(const float* logits, int V, const SampleArgs& s, const float* u,
+                      int32_t* token) = 0;
+  // Whether sample() handles these arguments (the CUDA backend: greedy or 1 <= top_k <= 1024).
+  virtual bool supports_sampling(const SampleArgs& s) const { return true; }
 
  protected:
   friend class Buffer;
@@ -134,6 +192,7 @@ class Backend {
 
 // The CPU reference backend: plain FP32 loops, the ground truth for every other backend.
 std::unique_ptr<Backend> make_cpu_reference_backend();
+// The CUDA backend: kernels/cuda_backend.h.
 
 class ThreadPool;
 

@@ -36,7 +36,8 @@ void store(void* p, DType t, int64_t i, float v) {
 }  // namespace
 
 void kv_store(const float* k, const float* v, int T, int pos0, int kv_dim, DType kv_dtype,
-              void* k_cache, void* v_cache) {
+              void* k_cache, void* v_cache, const int32_t* pos) {
+  if (pos) pos0 = *pos;
   for (int t = 0; t < T; ++t)
     for (int i = 0; i < kv_dim; ++i) {
       const int64_t dst = int64_t(pos0 + t) * kv_dim + i, src = int64_t(t) * kv_dim + i;
@@ -45,7 +46,9 @@ void kv_store(const float* k, const float* v, int T, int pos0, int kv_dim, DType
     }
 }
 
-void attention(const AttentionArgs& a) {
+void attention(const AttentionArgs& args) {
+  AttentionArgs a = args;
+  if (a.pos) a.pos0 = *a.pos;
   const int D = a.head_dim, group = a.n_heads / a.n_kv_heads;
   const int64_t q_stride = int64_t(a.n_heads) * D, kv_stride = int64_t(a.n_kv_heads) * D;
   std::vector<float> scores(static_cast<size_t>(a.pos0 + a.T));

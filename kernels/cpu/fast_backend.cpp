@@ -78,14 +78,15 @@ class CpuBackend final : public Backend {
   void matmul(const float* x, int T, const MatView& w, float* out) override;
   void norm_rope(float* x, int T, int heads, int head_dim, const MatView& norm, float eps, int pos0,
                  const RopeArgs& rope) override {
+    if (rope.pos) pos0 = *rope.pos;
     per_token(T, [&](int t) {
       ref::norm_rope(x + int64_t(t) * heads * head_dim, 1, heads, head_dim, norm, eps, pos0 + t,
                      rope);
     });
   }
   void kv_store(const float* k, const float* v, int T, int pos0, int kv_dim, DType kv_dtype,
-                void* k_cache, void* v_cache) override {
-    ref::kv_store(k, v, T, pos0, kv_dim, kv_dtype, k_cache, v_cache);
+                void* k_cache, void* v_cache, const int32_t* pos) override {
+    ref::kv_store(k, v, T, pos0, kv_dim, kv_dtype, k_cache, v_cache, pos);
   }
   void attention(const AttentionArgs& a) override;
   void router(const float* logits, int T, int n_experts, int k, bool renormalize, int32_t* ids,
@@ -93,6 +94,10 @@ class CpuBackend final : public Backend {
     ref::router(logits, T, n_experts, k, renormalize, ids, weights);
   }
   void moe(const MoeArgs& a) override;
+  void sample(const float* logits, int V, const SampleArgs& s, const float* u,
+              int32_t* token) override {
+    *token = ref::sample(logits, V, s, *u);
+  }
 
  protected:
   void free(void* ptr) override { std::free(ptr); }
@@ -179,7 +184,9 @@ void CpuBackend::matmul(const float* x, int T, const MatView& w, float* out) {
   });
 }
 
-void CpuBackend::attention(const AttentionArgs& a) {
+void CpuBackend::attention(const AttentionArgs& args) {
+  AttentionArgs a = args;
+  if (a.pos) a.pos0 = *a.pos;
   const int D = a.head_dim, group = a.n_heads / a.n_kv_heads;
   const int64_t q_stride = int64_t(a.n_heads) * D, kv_stride = int64_t(a.n_kv_heads) * D;
   const size_t elem = a.kv_dtype == DType::kF32 ? 4 : 2;

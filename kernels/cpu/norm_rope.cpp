@@ -37,6 +37,7 @@ void norm_rope(float* x, int T, int heads, int head_dim, const MatView& norm, fl
     wf.resize(size_t(head_dim));
     dequantize_row(norm, 0, wf.data());
   }
+  if (rope.pos) pos0 = *rope.pos;
   const int half = head_dim / 2;
   std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
   for (int t = 0; t < T; ++t) {

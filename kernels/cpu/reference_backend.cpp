@@ -43,8 +43,8 @@ class CpuReferenceBackend final : public Backend {
     ref::norm_rope(x, T, heads, head_dim, norm, eps, pos0, rope);
   }
   void kv_store(const float* k, const float* v, int T, int pos0, int kv_dim, DType kv_dtype,
-                void* k_cache, void* v_cache) override {
-    ref::kv_store(k, v, T, pos0, kv_dim, kv_dtype, k_cache, v_cache);
+                void* k_cache, void* v_cache, const int32_t* pos) override {
+    ref::kv_store(k, v, T, pos0, kv_dim, kv_dtype, k_cache, v_cache, pos);
   }
   void attention(const AttentionArgs& a) override { ref::attention(a); }
   void router(const float* logits, int T, int n_experts, int k, bool renormalize, int32_t* ids,
@@ -52,6 +52,10 @@ class CpuReferenceBackend final : public Backend {
     ref::router(logits, T, n_experts, k, renormalize, ids, weights);
   }
   void moe(const MoeArgs& a) override { ref::moe(a); }
+  void sample(const float* logits, int V, const SampleArgs& s, const float* u,
+              int32_t* token) override {
+    *token = ref::sample(logits, V, s, *u);
+  }
 
  protected:
   void free(void* ptr) override { std::free(ptr); }

@@ -10,6 +10,9 @@ ResidentMoeExecutor::ResidentMoeExecutor(Backend& backend, const ExpertStore& st
   tables_.resize(moe_layers.size());
   for (size_t l = 0; l < moe_layers.size(); ++l) {
     if (!moe_layers[l]) continue;
+    const ExpertWeights first = store.host_view(int(l), 0);
+    dtype_ = first.gate.dtype;
+    inter_ = int(first.gate.rows);
     std::vector<ExpertWeights> table(static_cast<size_t>(n_experts_));
     for (int e = 0; e < n_experts_; ++e)
       table[e] = place_on(backend, store.host_view(int(l), e), storage_);
@@ -29,6 +32,8 @@ void ResidentMoeExecutor::forward(int layer, const float* x, int T, const int32_
   a.k = k_;
   a.table = tables_[layer].as<const ExpertWeights>();
   a.n_experts = n_experts_;
+  a.dtype = dtype_;
+  a.inter = inter_;
   a.out = out;
   backend_.moe(a);
 }

@@ -32,6 +32,8 @@ class ResidentMoeExecutor final : public MoeExecutor {
  private:
   Backend& backend_;
   int hidden_, k_, n_experts_;
+  DType dtype_ = DType::kF32;  // every expert of a model shares one format
+  int inter_ = 0;
   std::vector<Buffer> tables_;   // per layer: ExpertWeights[E] in backend memory
   std::vector<Buffer> storage_;  // uploaded weights (non-host backends)
 };

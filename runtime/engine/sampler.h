@@ -6,6 +6,8 @@
 #include <random>
 #include <span>
 
+#include "kernels/backend.h"
+
 namespace cs {
 
 struct SamplingParams {
@@ -21,9 +23,16 @@ struct SamplingParams {
 class Sampler {
  public:
   explicit Sampler(const SamplingParams& p) : p_(p), rng_(p.seed) {}
-  // `history` holds tokens already in the context, for the repetition penalty.
+  // `history` holds tokens already in the context, for the repetition penalty. Follows
+  // ref::sample with the next uniform number of this sampler's generator.
   int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
   const SamplingParams& params() const { return p_; }
+  // The rule's arguments (without the repetition penalty) and the next uniform number in
+  // [0, 1): what a backend that samples on the device needs for one draw.
+  SampleArgs args() const;
+  float next_uniform();
+  // Whether a backend can sample for this sampler (the repetition penalty needs the host).
+  bool device_ok() const { return p_.repetition_penalty == 1.0f; }
 
  private:
   SamplingParams p_;

@@ -28,13 +28,28 @@ std::vector<int32_t> Session::generate(std::span<const int32_t> prompt,
                                        const GenerateOptions& options,
                                        const TokenCallback& on_token) {
   cancelled_.store(false);
-  if (!prompt.empty()) eval(prompt);
-  if (logits_.empty())
-    fail(ErrorKind::kInvalidArgument, "generate: the context is empty; give a prompt");
   Sampler sampler(options.sampling);
+  const SampleArgs sa = sampler.args();
+  // On the backend when it can sample with these settings: only the token comes back per step.
+  const bool on_device = sampler.device_ok() && transformer_.can_sample(sa);
+  int32_t t = 0;
+  if (on_device) {
+    if (!prompt.empty()) {
+      t = transformer_.forward_sample(prompt, n_past(), sa, sampler.next_uniform());
+      tokens_.insert(tokens_.end(), prompt.begin(), prompt.end());
+    } else {
+      if (logits_.empty())
+        fail(ErrorKind::kInvalidArgument, "generate: the context is empty; give a prompt");
+      t = transformer_.sample_last(sa, sampler.next_uniform());
+    }
+  } else {
+    if (!prompt.empty()) eval(prompt);
+    if (logits_.empty())
+      fail(ErrorKind::kInvalidArgument, "generate: the context is empty; give a prompt");
+    t = sampler.sample(logits_, tokens_);
+  }
   std::vector<int32_t> out;
   for (int i = 0; i < options.max_tokens && !cancelled_.load(); ++i) {
-    const int32_t t = sampler.sample(logits_, tokens_);
     out.push_back(t);
     const bool stop = std::find(options.stop_tokens.begin(), options.stop_tokens.end(), t) !=
                       options.stop_tokens.end();
@@ -45,8 +60,16 @@ std::vector<int32_t> Session::generate(std::span<const int32_t> prompt,
     if (n_past() + 1 > n_ctx())
       fail(ErrorKind::kInvalidArgument, "the context of {} tokens is full", n_ctx());
     const int32_t one[1] = {t};
-    eval(one);
+    if (on_device) {
+      t = transformer_.forward_sample(one, n_past(), sa, sampler.next_uniform());
+      tokens_.push_back(one[0]);
+    } else {
+      eval(one);
+      t = sampler.sample(logits_, tokens_);
+    }
   }
+  // Keep last_logits() true to the context: fetch the last position's logits once.
+  if (on_device && !tokens_.empty()) transformer_.last_logits(logits_);
   return out;
 }
 

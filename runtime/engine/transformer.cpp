@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "common/units.h"
 #include "runtime/engine/placement.h"
 
 namespace cs {
@@ -13,11 +14,16 @@ size_t kv_elem_bytes(DType t) {
   return t == DType::kF32 ? 4 : 2;
 }
 
+bool same_args(const SampleArgs& a, const SampleArgs& b) {
+  return a.greedy == b.greedy && a.temperature == b.temperature && a.top_k == b.top_k &&
+         a.top_p == b.top_p && a.min_p == b.min_p;
+}
+
 }  // namespace
 
 Transformer::Transformer(const Model& model, Backend& backend, MoeExecutor* moe,
                          TransformerOptions options)
-    : model_(model), backend_(backend), moe_(moe) {
+    : model_(model), backend_(backend), moe_(moe), graphs_enabled_(options.graphs) {
   const ModelConfig& c = model.config();
   n_ctx_ = options.n_ctx > 0 ? options.n_ctx : std::min(c.max_position_embeddings, 4096);
   max_T_ = std::max(1, std::min(options.max_batch, n_ctx_));
@@ -26,20 +32,61 @@ Transformer::Transformer(const Model& model, Backend& backend, MoeExecutor* moe,
     fail(ErrorKind::kInvalidArgument, "kv cache dtype must be F32, F16 or BF16, got {}",
          dtype_name(kv_dtype_));
 
-  // Non-expert weights on the backend.
+  // What this transformer will place on the backend, checked against the backend's budget
+  // before anything is allocated, so a budget too small names what needs how much.
   const ModelWeights& hw = model.weights();
+  std::vector<bool> moe_layers(static_cast<size_t>(c.n_layers));
+  for (int l = 0; l < c.n_layers; ++l) moe_layers[l] = c.is_moe_layer(l);
+  const size_t T = size_t(max_T_), H = c.hidden_size, K = std::max(1, c.n_experts_per_tok);
+  const size_t kv_bytes = size_t(n_ctx_) * c.kv_dim() * kv_elem_bytes(kv_dtype_);
+  const size_t act_bytes = 4 * (T * (3 * H + size_t(c.q_dim()) * 2 + 2 * size_t(c.kv_dim()) + H +
+                                     std::max<size_t>(1, c.n_experts) + 2 * K + 3) +
+                                T * size_t(c.vocab_size) + size_t(c.head_dim));
+  if (!backend.host_memory()) {
+    size_t dense = placed_bytes(hw.embed) + placed_bytes(hw.final_norm);
+    if (hw.lm_head.data != hw.embed.data) dense += placed_bytes(hw.lm_head);
+    for (const LayerWeights& s : hw.layers)
+      for (const MatView* v : {&s.attn_norm, &s.wq, &s.wk, &s.wv, &s.wo, &s.q_norm, &s.k_norm,
+                               &s.ffn_norm, &s.router, &s.dense.gate, &s.dense.up, &s.dense.down})
+        dense += placed_bytes(*v);
+    size_t experts = 0;
+    if (!moe_)
+      for (int l = 0; l < c.n_layers; ++l)
+        if (moe_layers[l])
+          for (int e = 0; e < model.experts().n_experts(); ++e)
+            experts += placed_bytes(model.experts().host_view(l, e));
+    const size_t kv_total = 2 * size_t(c.n_layers) * kv_bytes;
+    const size_t total = dense + experts + kv_total + act_bytes;
+    const size_t budget = backend.memory_budget();
+    if (budget && backend.memory_used() + total > budget)
+      fail(ErrorKind::kOutOfMemory,
+           "VRAM budget of {} is too small for this model resident on {}: non-expert weights "
+           "need {}, experts {}, the KV cache {} ({} tokens, {}), activations and logits {} "
+           "({} tokens per chunk); {} in all ({} already in use). Raise the budget, shorten the "
+           "context or offload experts",
+           format_bytes(double(budget)), backend.name(), format_bytes(double(dense)),
+           format_bytes(double(experts)), format_bytes(double(kv_total)), n_ctx_,
+           dtype_name(kv_dtype_), format_bytes(double(act_bytes)), max_T_,
+           format_bytes(double(total)), format_bytes(double(backend.memory_used())));
+  }
+  const size_t used0 = backend.memory_used();
+
+  // Non-expert weights on the backend; q, k and v stacked so a decode step reads them at once.
   w_.embed = place_on(backend, hw.embed, storage_);
   w_.final_norm = place_on(backend, hw.final_norm, storage_);
   w_.lm_head =
       hw.lm_head.data == hw.embed.data ? w_.embed : place_on(backend, hw.lm_head, storage_);
-  std::vector<bool> moe_layers(static_cast<size_t>(c.n_layers));
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& s = hw.layers[l];
-    LayerWeights d;
+    LayerWeights d = s;
+    MatView qkv = place_stacked(backend, {&d.wq, &d.wk, &d.wv}, storage_);
+    wqkv_.push_back(qkv);
+    if (qkv.empty()) {
+      d.wq = place_on(backend, s.wq, storage_);
+      d.wk = place_on(backend, s.wk, storage_);
+      d.wv = place_on(backend, s.wv, storage_);
+    }
     for (auto [dst, src] : {std::pair{&d.attn_norm, &s.attn_norm},
-                            {&d.wq, &s.wq},
-                            {&d.wk, &s.wk},
-                            {&d.wv, &s.wv},
                             {&d.wo, &s.wo},
                             {&d.q_norm, &s.q_norm},
                             {&d.k_norm, &s.k_norm},
@@ -48,7 +95,6 @@ Transformer::Transformer(const Model& model, Backend& backend, MoeExecutor* moe,
       *dst = place_on(backend, *src, storage_);
     d.dense = place_on(backend, s.dense, storage_);
     w_.layers.push_back(d);
-    moe_layers[l] = c.is_moe_layer(l);
   }
   if (!moe_) {
     owned_moe_ = std::make_unique<ResidentMoeExecutor>(backend, model.experts(), c.hidden_size,
@@ -57,7 +103,6 @@ Transformer::Transformer(const Model& model, Backend& backend, MoeExecutor* moe,
   }
 
   // KV cache for the whole context, allocated up front.
-  const size_t kv_bytes = size_t(n_ctx_) * c.kv_dim() * kv_elem_bytes(kv_dtype_);
   for (int l = 0; l < c.n_layers; ++l) {
     k_cache_.push_back(backend.alloc(kv_bytes));
     v_cache_.push_back(backend.alloc(kv_bytes));
@@ -66,13 +111,10 @@ Transformer::Transformer(const Model& model, Backend& backend, MoeExecutor* moe,
   inv_freq_ = backend.alloc(inv.size() * 4);
   backend.upload(inv_freq_.get(), inv.data(), inv.size() * 4);
 
-  const size_t T = size_t(max_T_), H = c.hidden_size, K = std::max(1, c.n_experts_per_tok);
   ids_ = backend.alloc(T * 4);
   x_ = backend.alloc(T * H * 4);
   h_ = backend.alloc(T * H * 4);
-  q_ = backend.alloc(T * c.q_dim() * 4);
-  k_ = backend.alloc(T * c.kv_dim() * 4);
-  v_ = backend.alloc(T * c.kv_dim() * 4);
+  qkv_ = backend.alloc(T * (size_t(c.q_dim()) + 2 * size_t(c.kv_dim())) * 4);
   att_ = backend.alloc(T * c.q_dim() * 4);
   o_ = backend.alloc(T * H * 4);
   ffn_ = backend.alloc(T * H * 4);
@@ -80,6 +122,7 @@ Transformer::Transformer(const Model& model, Backend& backend, MoeExecutor* moe,
   sel_ids_ = backend.alloc(T * K * 4);
   sel_w_ = backend.alloc(T * K * 4);
   logits_ = backend.alloc(T * size_t(c.vocab_size) * 4);
+  io_ = backend.alloc(sizeof(StepIO));
 
   // Dense MLP layers run as a one-expert MoE with weight 1 for every token.
   std::vector<int32_t> zeros(T, 0);
@@ -94,12 +137,13 @@ Transformer::Transformer(const Model& model, Backend& backend, MoeExecutor* moe,
     dense_tables_[l] = backend.alloc(sizeof(ExpertWeights));
     backend.upload(dense_tables_[l].get(), &w_.layers[l].dense, sizeof(ExpertWeights));
   }
+  backend.synchronize();
+  device_bytes_ = backend.memory_used() - used0;
 }
 
 Transformer::~Transformer() = default;
 
-void Transformer::forward(std::span<const int32_t> ids, int pos0, bool all_logits,
-                          std::vector<float>& logits) {
+void Transformer::check_tokens(std::span<const int32_t> ids, int pos0) const {
   const ModelConfig& c = model_.config();
   const int n = int(ids.size());
   if (n == 0) fail(ErrorKind::kInvalidArgument, "forward: no tokens given");
@@ -112,7 +156,13 @@ void Transformer::forward(std::span<const int32_t> ids, int pos0, bool all_logit
     fail(ErrorKind::kInvalidArgument,
          "sequence of {} tokens (positions {} .. {}) is longer than the context of {} tokens",
          pos0 + n, pos0, pos0 + n - 1, n_ctx_);
-  const size_t V = size_t(c.vocab_size);
+}
+
+void Transformer::forward(std::span<const int32_t> ids, int pos0, bool all_logits,
+                          std::vector<float>& logits) {
+  check_tokens(ids, pos0);
+  const int n = int(ids.size());
+  const size_t V = size_t(model_.config().vocab_size);
   logits.assign((all_logits ? size_t(n) : 1) * V, 0.0f);
   for (int start = 0; start < n; start += max_T_) {
     const int T = std::min(max_T_, n - start);
@@ -123,35 +173,134 @@ void Transformer::forward(std::span<const int32_t> ids, int pos0, bool all_logit
   }
 }
 
+int32_t Transformer::forward_sample(std::span<const int32_t> ids, int pos0, const SampleArgs& s,
+                                    float u) {
+  check_tokens(ids, pos0);
+  const int n = int(ids.size());
+  if (n == 1) return decode_step(ids[0], pos0, s, u);
+  for (int start = 0; start < n; start += max_T_) {
+    const int T = std::min(max_T_, n - start);
+    backend_.upload(ids_.get(), ids.data() + start, size_t(T) * 4);
+    compute(ids_.as<int32_t>(), T, pos0 + start, nullptr, false, start + T == n);
+  }
+  return sample_last(s, u);
+}
+
+int32_t Transformer::sample_last(const SampleArgs& s, float u) {
+  if (last_row_ < 0) fail(ErrorKind::kInvalidArgument, "sample: no logits computed yet");
+  StepIO io;
+  io.u = u;
+  backend_.upload(io_.get(), &io, sizeof io);
+  StepIO* d = io_.as<StepIO>();
+  const int V = model_.config().vocab_size;
+  backend_.sample(logits_.as<float>() + last_row_ * V, V, s, &d->u, &d->sampled);
+  int32_t token = 0;
+  backend_.download(&token, &d->sampled, 4);
+  return token;
+}
+
+void Transformer::last_logits(std::vector<float>& out) {
+  if (last_row_ < 0) fail(ErrorKind::kInvalidArgument, "logits: none computed yet");
+  const size_t V = size_t(model_.config().vocab_size);
+  out.resize(V);
+  backend_.download(out.data(), logits_.as<float>() + size_t(last_row_) * V, V * 4);
+}
+
+bool Transformer::graphs_usable() const {
+  return graphs_enabled_ && backend_.supports_graphs() && owned_moe_ && !observer_;
+}
+
+// One token through the model and the sampler. Inputs travel in one small upload; the ops read
+// the token, the position and the uniform number from backend memory, so the same captured graph
+// serves every position. The first steps run eagerly (they size the backend's scratch buffers),
+// the next one is captured.
+int32_t Transformer::decode_step(int32_t token, int pos, const SampleArgs& s, float u) {
+  StepIO io;
+  io.token = token;
+  io.pos = pos;
+  io.u = u;
+  backend_.upload(io_.get(), &io, sizeof io);
+  StepIO* d = io_.as<StepIO>();
+  const int V = model_.config().vocab_size;
+  auto step = [&] {
+    compute(&d->token, 1, pos, &d->pos, false, true);
+    backend_.sample(logits_.as<float>(), V, s, &d->u, &d->sampled);
+  };
+  if (!graphs_usable()) {
+    step();
+  } else {
+    if (graph_ && !same_args(s, graph_args_)) graph_.reset();
+    if (!graph_ && eager_steps_ < 1) {
+      step();
+      ++eager_steps_;
+    } else {
+      if (!graph_) {
+        backend_.capture_begin();
+        try {
+          step();
+        } catch (...) {
+          backend_.capture_end();
+          throw;
+        }
+        graph_ = backend_.capture_end();
+        graph_args_ = s;
+      }
+      backend_.replay(*graph_);
+      last_row_ = 0;
+    }
+  }
+  int32_t out = 0;
+  backend_.download(&out, &d->sampled, 4);
+  return out;
+}
+
 void Transformer::run_chunk(const int32_t* ids, int T, int pos0, bool all_logits,
                             float* logits_out) {
+  backend_.upload(ids_.get(), ids, size_t(T) * 4);
+  compute(ids_.as<int32_t>(), T, pos0, nullptr, all_logits, logits_out != nullptr);
+  if (!logits_out) return;
+  const ModelConfig& c = model_.config();
+  const int rows = all_logits ? T : 1;
+  backend_.download(logits_out, logits_.get(), size_t(rows) * c.vocab_size * 4);
+  backend_.synchronize();
+}
+
+void Transformer::compute(const int32_t* ids_dev, int T, int pos0, const int32_t* pos,
+                          bool all_logits, bool want_logits) {
   const ModelConfig& c = model_.config();
   Backend& b = backend_;
   const int H = c.hidden_size, D = c.head_dim, K = c.n_experts_per_tok;
   float *x = x_.as<float>(), *h = h_.as<float>(), *ffn = ffn_.as<float>();
-  b.upload(ids_.get(), ids, size_t(T) * 4);
-  b.embed(w_.embed, ids_.as<int32_t>(), T, x);
-  const RopeArgs rope{inv_freq_.as<float>(), attn_factor_};
+  float* q = qkv_.as<float>();
+  float* k = q + int64_t(T) * c.q_dim();
+  float* v = k + int64_t(T) * c.kv_dim();
+  b.embed(w_.embed, ids_dev, T, x);
+  RopeArgs rope{inv_freq_.as<float>(), attn_factor_};
+  rope.pos = pos;
   std::vector<int32_t> host_ids;
   std::vector<float> host_w;
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = w_.layers[l];
     // x += previous layer's FFN output, h = norm(x)
     b.rmsnorm(x, l == 0 ? nullptr : ffn, L.attn_norm, c.rms_norm_eps, T, H, h);
-    b.matmul(h, T, L.wq, q_.as<float>());
-    b.matmul(h, T, L.wk, k_.as<float>());
-    b.matmul(h, T, L.wv, v_.as<float>());
-    b.norm_rope(q_.as<float>(), T, c.n_heads, D, L.q_norm, c.rms_norm_eps, pos0, rope);
-    b.norm_rope(k_.as<float>(), T, c.n_kv_heads, D, L.k_norm, c.rms_norm_eps, pos0, rope);
-    b.kv_store(k_.as<float>(), v_.as<float>(), T, pos0, c.kv_dim(), kv_dtype_, k_cache_[l].get(),
-               v_cache_[l].get());
+    if (T == 1 && !wqkv_[l].empty()) {
+      b.matmul(h, 1, wqkv_[l], q);  // q, k, v are consecutive rows of one output
+    } else {
+      b.matmul(h, T, L.wq, q);
+      b.matmul(h, T, L.wk, k);
+      b.matmul(h, T, L.wv, v);
+    }
+    b.qk_norm_rope_store(q, k, v, T, c.n_heads, c.n_kv_heads, D, L.q_norm, L.k_norm, c.rms_norm_eps,
+                         pos0, rope, kv_dtype_, k_cache_[l].get(), v_cache_[l].get());
     AttentionArgs a;
-    a.q = q_.as<float>();
+    a.q = q;
     a.k_cache = k_cache_[l].get();
     a.v_cache = v_cache_[l].get();
     a.kv_dtype = kv_dtype_;
     a.T = T;
     a.pos0 = pos0;
+    a.pos = pos;
+    a.capacity = n_ctx_;
     a.n_heads = c.n_heads;
     a.n_kv_heads = c.n_kv_heads;
     a.head_dim = D;
@@ -183,17 +332,18 @@ void Transformer::run_chunk(const int32_t* ids, int T, int pos0, bool all_logits
       m.k = 1;
       m.table = dense_tables_[l].as<const ExpertWeights>();
       m.n_experts = 1;
+      m.dtype = L.dense.gate.dtype;
+      m.inter = int(L.dense.gate.rows);
       m.out = ffn;
       b.moe(m);
     }
   }
-  if (!logits_out) return;
+  if (!want_logits) return;
   b.rmsnorm(x, ffn, w_.final_norm, c.rms_norm_eps, T, H, h);
   const int rows = all_logits ? T : 1;
   const float* last = all_logits ? h : h + int64_t(T - 1) * H;
   b.matmul(last, rows, w_.lm_head, logits_.as<float>());
-  b.download(logits_out, logits_.get(), size_t(rows) * c.vocab_size * 4);
-  b.synchronize();
+  last_row_ = rows - 1;
 }
 
 }  // namespace cs

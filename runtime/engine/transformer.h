@@ -19,6 +19,9 @@ struct TransformerOptions {
   int n_ctx = 0;                 // KV cache length; 0 = min(max_position_embeddings, 4096)
   DType kv_dtype = DType::kF32;  // F32, F16 or BF16
   int max_batch = 256;           // tokens per internal prefill chunk
+  // Decode steps (one token) replay a captured graph on backends that support graphs, when every
+  // expert is resident and no routing observer is set.
+  bool graphs = true;
 };
 
 // Called after each MoE layer's router with host copies of ids/weights [T][K] (tests, tracing).
@@ -39,10 +42,34 @@ class Transformer {
   // Throws cs::Error for a token outside the vocabulary or a sequence longer than the context.
   void forward(std::span<const int32_t> ids, int pos0, bool all_logits, std::vector<float>& logits);
 
+  // Runs `ids` like forward(), then draws the next token on the backend from the last position's
+  // logits with the uniform number u; only the token comes back to the host. A single token runs
+  // as one decode step (a graph replay where possible). REQUIRES: can_sample(s).
+  int32_t forward_sample(std::span<const int32_t> ids, int pos0, const SampleArgs& s, float u);
+  // Draws again from the logits of the last forward() or forward_sample(). REQUIRES: one ran.
+  int32_t sample_last(const SampleArgs& s, float u);
+  bool can_sample(const SampleArgs& s) const { return backend_.supports_sampling(s); }
+  // Host copy of the last position's logits of the last forward() or forward_sample().
+  void last_logits(std::vector<float>& out);
+
   void set_routing_observer(RoutingObserver obs) { observer_ = std::move(obs); }
+  // Whether decode steps may replay captured graphs (TransformerOptions::graphs).
+  void set_graphs(bool on) {
+    graphs_enabled_ = on;
+    if (!on) graph_.reset();
+  }
+  // Bytes this transformer placed on its backend: weights, experts (resident), KV cache, scratch.
+  size_t device_bytes() const { return device_bytes_; }
 
  private:
+  void check_tokens(std::span<const int32_t> ids, int pos0) const;
+  // Embeds ids_dev [T] and runs every layer and, when want_logits, the final norm and lm_head
+  // into logits_ (every row or the last). `pos`, when set, is the position in backend memory.
+  void compute(const int32_t* ids_dev, int T, int pos0, const int32_t* pos, bool all_logits,
+               bool want_logits);
   void run_chunk(const int32_t* ids, int T, int pos0, bool all_logits, float* logits_out);
+  int32_t decode_step(int32_t token, int pos, const SampleArgs& s, float u);
+  bool graphs_usable() const;
 
   const Model& model_;
   Backend& backend_;
@@ -52,11 +79,27 @@ class Transformer {
   int max_T_;
   DType kv_dtype_;
   ModelWeights w_;               // views valid on backend_
+  std::vector<MatView> wqkv_;    // per layer: q, k, v stacked (non-host backends), or empty
   std::vector<Buffer> storage_;  // uploaded weights (non-host backends)
   std::vector<Buffer> k_cache_, v_cache_;
   Buffer inv_freq_;
   float attn_factor_ = 1.0f;
-  Buffer ids_, x_, h_, q_, k_, v_, att_, o_, ffn_, router_logits_, sel_ids_, sel_w_, logits_;
+  // qkv_: [T][Q*D] q, then [T][KV*D] k, then v (for T = 1: exactly the stacked projection).
+  Buffer ids_, x_, h_, qkv_, att_, o_, ffn_, router_logits_, sel_ids_, sel_w_, logits_;
+  // Decode-step inputs and output in backend memory: token, position, uniform number, sample.
+  struct StepIO {
+    int32_t token = 0;
+    int32_t pos = 0;
+    float u = 0;
+    int32_t sampled = 0;
+  };
+  Buffer io_;
+  int64_t last_row_ = -1;  // row of logits_ holding the last position's logits
+  std::unique_ptr<Graph> graph_;
+  SampleArgs graph_args_;
+  bool graphs_enabled_ = true;
+  int eager_steps_ = 0;
+  size_t device_bytes_ = 0;
   Buffer dense_ids_, dense_w_;  // constant routing for dense MLP layers (one "expert")
   std::vector<Buffer> dense_tables_;
   RoutingObserver observer_;

@@ -196,4 +196,25 @@ std::unique_ptr<Model> Model::from_source(ModelConfig config,
   return m;
 }
 
+std::unique_ptr<Model> Model::from_weights(ModelConfig config, ModelWeights weights,
+                                           std::vector<std::vector<ExpertWeights>> experts,
+                                           std::shared_ptr<void> owner) {
+  config.validate("in-memory model");
+  if (int(weights.layers.size()) != config.n_layers || int(experts.size()) != config.n_layers)
+    fail(ErrorKind::kInvalidArgument,
+         "in-memory model: {} layers of weights and {} of experts for {} layers",
+         weights.layers.size(), experts.size(), config.n_layers);
+  std::unique_ptr<Model> m(new Model());
+  m->config_ = std::move(config);
+  m->path_ = "(in memory)";
+  m->weights_ = std::move(weights);
+  auto store = std::make_unique<ResidentExpertStore>(m->config_.n_layers, m->config_.n_experts);
+  for (int l = 0; l < m->config_.n_layers; ++l)
+    for (size_t e = 0; e < experts[l].size() && int(e) < m->config_.n_experts; ++e)
+      store->at(l, int(e)) = experts[l][e];
+  m->experts_ = std::move(store);
+  m->owner_ = std::move(owner);
+  return m;
+}
+
 }  // namespace cs

@@ -23,6 +23,12 @@ class Model {
   // Builds a model over an already-open tensor source (used by the loaders above).
   static std::unique_ptr<Model> from_source(ModelConfig config,
                                             std::unique_ptr<TensorSource> source);
+  // A model over weights built in memory (tests, benchmarks, quantized copies): views into memory
+  // that `owner` keeps alive; experts[layer][expert] (empty rows for dense layers).
+  // Validates the config; the caller vouches for the shapes.
+  static std::unique_ptr<Model> from_weights(ModelConfig config, ModelWeights weights,
+                                             std::vector<std::vector<ExpertWeights>> experts,
+                                             std::shared_ptr<void> owner);
 
   const ModelConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
@@ -44,6 +50,7 @@ class Model {
   std::vector<std::unique_ptr<TensorSource>> sources_;
   std::unique_ptr<ExpertStore> experts_;
   std::unique_ptr<Tokenizer> tokenizer_;
+  std::shared_ptr<void> owner_;  // from_weights: the memory the views point into
   friend class HfWeightBinder;
 };
 

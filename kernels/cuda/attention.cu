@@ -1,0 +1,223 @@
+// Split-K attention: each block takes one (query row, head) and one slice of the keys, with an
+// online softmax per warp; a second kernel merges the slices. The decode path (T = 1, where the
+// slices give the parallelism) and the fallback for any other shape.
+//
+// The key range is computed on the device from the position (AttentionArgs::pos), so a captured
+// decode step replays with a fixed grid while the context grows: slice s of S covers
+// [s * ceil(n/S), (s+1) * ceil(n/S)) of the n visible keys; empty slices report nothing.
+#include "kernels/cuda/device.cuh"
+#include "kernels/cuda/launch.h"
+
+namespace cs::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kMaxD = 256;
+constexpr int kMaxDims = kMaxD / kWarp;  // head dims per lane
+// The workspace starts with one merge counter per (row, head), zero between launches; slices
+// split only when rows x heads < 2 x SMs, so 4096 counters always suffice.
+constexpr int kCounters = 4096;
+
+struct AttnParams {
+  const float* q;
+  const void* k;
+  const void* v;
+  int T, pos0;
+  const int32_t* pos;
+  int Q, KV, D;
+  float scale;
+  float* out;
+  float* ws;  // S > 1: kCounters ints, then [T][Q][S] records of (m, l, o[D])
+};
+
+template <typename KT>
+__device__ __forceinline__ float4 load4(const KT* p);
+template <>
+__device__ __forceinline__ float4 load4<float>(const float* p) {
+  return *reinterpret_cast<const float4*>(p);
+}
+template <>
+__device__ __forceinline__ float4 load4<__half>(const __half* p) {
+  const uint2 u = *reinterpret_cast<const uint2*>(p);
+  const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&u.x));
+  const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&u.y));
+  return make_float4(a.x, a.y, b.x, b.y);
+}
+template <>
+__device__ __forceinline__ float4 load4<__nv_bfloat16>(const __nv_bfloat16* p) {
+  const uint2 u = *reinterpret_cast<const uint2*>(p);
+  return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u),
+                     __uint_as_float(u.y << 16), __uint_as_float(u.y & 0xffff0000u));
+}
+__device__ __forceinline__ float to_f(float v) {
+  return v;
+}
+__device__ __forceinline__ float to_f(__half v) {
+  return __half2float(v);
+}
+__device__ __forceinline__ float to_f(__nv_bfloat16 v) {
+  return __bfloat162float(v);
+}
+
+// Merges the S slice records of one (query row, head) into out (D values). Records written by
+// other blocks are read through L2 (__ldcg): this block's L1 never held them.
+__device__ void merge_slices(const float* recs, int S, int D, float* out) {
+  float M = -INFINITY;
+  for (int s = 0; s < S; ++s) M = fmaxf(M, __ldcg(recs + int64_t(s) * (D + 2)));
+  float L = 0.0f;
+  for (int s = 0; s < S; ++s) {
+    const float ms = __ldcg(recs + int64_t(s) * (D + 2));
+    if (ms != -INFINITY) L += __ldcg(recs + int64_t(s) * (D + 2) + 1) * expf(ms - M);
+  }
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float o = 0.0f;
+    for (int s = 0; s < S; ++s) {
+      const float ms = __ldcg(recs + int64_t(s) * (D + 2));
+      if (ms != -INFINITY) o += __ldcg(recs + int64_t(s) * (D + 2) + 2 + d) * expf(ms - M);
+    }
+    out[d] = o / L;
+  }
+}
+
+template <typename KT>
+__global__ void __launch_bounds__(kWarps* kWarp) attention_split_kernel(AttnParams p) {
+  pdl_wait();
+  pdl_trigger();
+  const int h = blockIdx.x, s = blockIdx.y, S = gridDim.y, t = blockIdx.z;
+  const int D = p.D, lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  const int n_keys = (p.pos ? *p.pos : p.pos0) + t + 1;
+  const int chunk = (n_keys + S - 1) / S;
+  const int k_begin = s * chunk, k_end = min(n_keys, k_begin + chunk);
+  __shared__ float4 q4[kMaxD / 4];
+  __shared__ float wm[kWarps], wl[kWarps];
+  __shared__ float wo[kWarps][kMaxD];
+  float* qs = reinterpret_cast<float*>(q4);
+  const float* qrow = p.q + (int64_t(t) * p.Q + h) * D;
+  for (int d = threadIdx.x; d < D; d += blockDim.x) qs[d] = qrow[d];
+  __syncthreads();
+  const int64_t kv_stride = int64_t(p.KV) * D;
+  const int64_t kv_off = int64_t(h / (p.Q / p.KV)) * D;
+  const KT* K = static_cast<const KT*>(p.k) + kv_off;
+  const KT* V = static_cast<const KT*>(p.v) + kv_off;
+  float m = -INFINITY, l = 0.0f, acc[kMaxDims] = {};
+  for (int kb = k_begin + warp * kWarp; kb < k_end; kb += kWarps * kWarp) {
+    const int key = kb + lane;
+    float sc = -INFINITY;
+    if (key < k_end) {
+      const KT* kr = K + int64_t(key) * kv_stride;
+      float dot = 0.0f;
+      for (int d = 0; d < D; d += 4) {
+        const float4 kv = load4<KT>(kr + d), qv = q4[d / 4];
+        dot += kv.x * qv.x + kv.y * qv.y + kv.z * qv.z + kv.w * qv.w;
+      }
+      sc = dot * p.scale;
+    }
+    const float m_new = fmaxf(m, warp_max(sc));
+    const float pr = key < k_end ? expf(sc - m_new) : 0.0f;
+    const float corr = expf(m - m_new);  // 0 on the first tile (m = -inf)
+    l = l * corr + warp_sum(pr);
+#pragma unroll
+    for (int i = 0; i < kMaxDims; ++i) acc[i] *= corr;
+    const int nv = min(kWarp, k_end - kb);
+    for (int jj = 0; jj < nv; ++jj) {
+      const float pj = __shfl_sync(0xffffffffu, pr, jj);
+      const KT* vr = V + int64_t(kb + jj) * kv_stride;
+#pragma unroll
+      for (int i = 0; i < kMaxDims; ++i)
+        if (lane + i * kWarp < D) acc[i] += pj * to_f(vr[lane + i * kWarp]);
+    }
+    m = m_new;
+  }
+  if (lane == 0) {
+    wm[warp] = m;
+    wl[warp] = l;
+  }
+#pragma unroll
+  for (int i = 0; i < kMaxDims; ++i)
+    if (lane + i * kWarp < D) wo[warp][lane + i * kWarp] = acc[i];
+  __syncthreads();
+  float M = -INFINITY;
+  for (int w = 0; w < kWarps; ++w) M = fmaxf(M, wm[w]);
+  float L = 0.0f;
+  for (int w = 0; w < kWarps; ++w)
+    if (wm[w] != -INFINITY) L += wl[w] * expf(wm[w] - M);
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float o = 0.0f;
+    for (int w = 0; w < kWarps; ++w)
+      if (wm[w] != -INFINITY) o += wo[w][d] * expf(wm[w] - M);
+    if (S == 1) {
+      p.out[(int64_t(t) * p.Q + h) * D + d] = o / L;
+    } else {
+      float* rec = p.ws + kCounters + ((int64_t(t) * p.Q + h) * S + s) * (D + 2);
+      if (d == 0) {
+        rec[0] = M;
+        rec[1] = L;
+      }
+      rec[2 + d] = o;
+    }
+  }
+  if (S == 1) return;
+  // The last slice of a (row, head) to finish merges all of them: one launch, no merge kernel.
+  // The counters (after the records) start at zero and are left at zero.
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  int* counter = reinterpret_cast<int*>(p.ws) + int64_t(t) * p.Q + h;
+  if (threadIdx.x == 0) {
+    last = atomicAdd(counter, 1) == S - 1;
+    if (last) *counter = 0;
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  merge_slices(p.ws + kCounters + (int64_t(t) * p.Q + h) * S * (D + 2), S, D,
+               p.out + (int64_t(t) * p.Q + h) * D);
+}
+
+int choose_splits(const AttentionArgs& a, int sm_count) {
+  const int64_t rows = int64_t(a.T) * a.n_heads;
+  if (rows >= 2 * int64_t(sm_count) || rows > kCounters) return 1;
+  const int64_t max_keys = a.pos ? a.capacity : int64_t(a.pos0) + a.T;
+  int64_t s = (2 * int64_t(sm_count) + rows - 1) / rows;
+  s = std::min<int64_t>(s, (max_keys + 31) / 32);
+  s = std::min<int64_t>(s, 64);
+  return int(std::max<int64_t>(s, 1));
+}
+
+}  // namespace
+
+size_t attention_workspace_floats(const AttentionArgs& a, int sm_count) {
+  const int S = choose_splits(a, sm_count);
+  // Counters, then the slice records.
+  return S > 1 ? kCounters + size_t(a.T) * a.n_heads * S * (a.head_dim + 2) : 0;
+}
+
+cudaError_t attention_split(const AttentionArgs& a, float* workspace, int sm_count,
+                            cudaStream_t s) {
+  if (a.head_dim % 4 != 0 || a.head_dim > kMaxD || a.n_kv_heads <= 0 ||
+      a.n_heads % a.n_kv_heads != 0 || a.T > 65535)
+    return cudaErrorInvalidValue;
+  if (a.T <= 0) return cudaSuccess;
+  const int S = choose_splits(a, sm_count);
+  AttnParams p{a.q,       a.k_cache,    a.v_cache,  a.T,     a.pos0, a.pos,
+               a.n_heads, a.n_kv_heads, a.head_dim, a.scale, a.out,  workspace};
+  const dim3 grid(a.n_heads, S, a.T);
+  switch (a.kv_dtype) {
+    case DType::kF16:
+      check_launch(launch_kernel(attention_split_kernel<__half>, grid, kWarps * kWarp, 0, s, p));
+      break;
+    case DType::kBF16:
+      check_launch(
+          launch_kernel(attention_split_kernel<__nv_bfloat16>, grid, kWarps * kWarp, 0, s, p));
+      break;
+    case DType::kF32:
+      check_launch(launch_kernel(attention_split_kernel<float>, grid, kWarps * kWarp, 0, s, p));
+      break;
+    default:
+      return cudaErrorInvalidValue;
+  }
+  cudaError_t e = cudaGetLastError();
+  return e;
+}
+
+}  // namespace cs::cuda

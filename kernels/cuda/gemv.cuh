@@ -1,0 +1,207 @@
+// Device code shared by the GEMV kernels (gemv.cu, moe_down.cu): the per-chunk dot products.
+//
+// Every weight row is read in 16-byte chunks (4 F32, 8 F16/BF16, 16 Q8 or 32 Q4 weights); a lane
+// multiplies one chunk with the matching input values held in shared memory. Lane l of a warp
+// takes chunk base + l, so the input is staged chunk-interleaved: float4 k of chunk c sits at
+// xs4[k * n_chunks + c], and the 32 lanes' loads of one float4 index are consecutive (no bank
+// conflicts). Each lane loads its chunk's inputs once and uses them for every row it computes.
+//
+// Q4 without a lookup table: a code q (0..15) placed by one byte permute into the mantissa of a
+// float with exponent 1 gives exactly 2 + q/64. A chunk's raw sum a = sum (2 + q/64) x then gives
+// sum q x = 64 a - 128 sx, with sx = sum x over the chunk (staged once per block), so a weight
+// costs one permute and one FMA; the -8 offset (symmetric) or the min (asymmetric) is applied
+// per chunk through sx (q4_finish).
+#pragma once
+
+#include "kernels/cuda/device.cuh"
+
+namespace cs::cuda {
+
+template <DType DT>
+__host__ __device__ constexpr int weights_per_chunk() {
+  return DT == DType::kF32 ? 4 : DT == DType::kQ8 ? 16 : DT == DType::kQ4 ? 32 : 8;
+}
+template <DType DT>
+__host__ __device__ constexpr int64_t row_bytes(int64_t C) {
+  return DT == DType::kF32 ? C * 4 : DT == DType::kQ8 ? C : DT == DType::kQ4 ? C / 2 : C * 2;
+}
+template <DType DT>
+__host__ __device__ constexpr bool is_quant() {
+  return DT == DType::kQ4 || DT == DType::kQ8;
+}
+
+__device__ __forceinline__ float dot4(float a, float b, float c, float d, float4 x) {
+  return a * x.x + b * x.y + c * x.z + d * x.w;
+}
+
+template <DType DT>
+__host__ __device__ constexpr int float4_per_chunk() {
+  return weights_per_chunk<DT>() / 4;
+}
+
+// Dot product of one 16-byte chunk with the matching x values (registers, float4_per_chunk of
+// them). For Q4 this is the raw sum a = sum (2 + q/64) x; for Q8 the unscaled sum q x.
+template <DType DT>
+__device__ __forceinline__ float chunk_dot(const uint4 w, const float4* x4) {
+  const uint32_t v[4] = {w.x, w.y, w.z, w.w};
+  float s = 0.0f;
+  if constexpr (DT == DType::kF32) {
+    s = dot4(__uint_as_float(v[0]), __uint_as_float(v[1]), __uint_as_float(v[2]),
+             __uint_as_float(v[3]), x4[0]);
+  } else if constexpr (DT == DType::kBF16) {
+#pragma unroll
+    for (int k = 0; k < 4; k += 2)
+      s +=
+          dot4(__uint_as_float(v[k] << 16), __uint_as_float(v[k] & 0xffff0000u),
+               __uint_as_float(v[k + 1] << 16), __uint_as_float(v[k + 1] & 0xffff0000u), x4[k / 2]);
+  } else if constexpr (DT == DType::kF16) {
+#pragma unroll
+    for (int k = 0; k < 4; k += 2) {
+      const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&v[k]));
+      const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&v[k + 1]));
+      s += dot4(a.x, a.y, b.x, b.y, x4[k / 2]);
+    }
+  } else if constexpr (DT == DType::kQ8) {
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const int u = int(v[k]);
+      s += dot4(float((u << 24) >> 24), float((u << 16) >> 24), float((u << 8) >> 24),
+                float(u >> 24), x4[k]);
+    }
+  } else {  // Q4: byte j of the chunk holds weight j (low nibble) and j + 16 (high nibble)
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const uint32_t lo = v[k] & 0x0f0f0f0fu, hi = (v[k] >> 4) & 0x0f0f0f0fu;
+      const float4 xl = x4[k], xh = x4[4 + k];
+      s += __uint_as_float(__byte_perm(lo, 0x40000000u, 0x7044)) * xl.x;
+      s += __uint_as_float(__byte_perm(lo, 0x40000000u, 0x7144)) * xl.y;
+      s += __uint_as_float(__byte_perm(lo, 0x40000000u, 0x7244)) * xl.z;
+      s += __uint_as_float(__byte_perm(lo, 0x40000000u, 0x7344)) * xl.w;
+      s += __uint_as_float(__byte_perm(hi, 0x40000000u, 0x7044)) * xh.x;
+      s += __uint_as_float(__byte_perm(hi, 0x40000000u, 0x7144)) * xh.y;
+      s += __uint_as_float(__byte_perm(hi, 0x40000000u, 0x7244)) * xh.z;
+      s += __uint_as_float(__byte_perm(hi, 0x40000000u, 0x7344)) * xh.w;
+    }
+  }
+  return s;
+}
+
+// One loaded chunk with its group scale (and min), ready for chunk_dot.
+struct Chunk {
+  uint4 w;
+  float d, m;
+};
+
+// Loads chunk c of row `row` of a vectorisable view (see gemv_vec_ok). Weights are read once:
+// streaming loads keep them from evicting activations in the caches.
+template <DType DT>
+__device__ __forceinline__ Chunk load_chunk(const MatView& v, int64_t row, int c) {
+  Chunk k;
+  k.w = __ldcs(reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(v.data) +
+                                              row * row_bytes<DT>(v.cols) + int64_t(c) * 16));
+  k.d = 1.0f;
+  k.m = 0.0f;
+  if constexpr (is_quant<DT>()) {
+    const int64_t g = row * (v.cols / v.group) + int64_t(c) * weights_per_chunk<DT>() / v.group;
+    k.d = f16(v.scales[g]);
+    if (DT == DType::kQ4 && v.mins) k.m = f16(v.mins[g]);
+  }
+  return k;
+}
+
+// The contribution of a loaded chunk: x4 holds the chunk's inputs, sxc their sum (Q4 only).
+template <DType DT>
+__device__ __forceinline__ float chunk_value(const Chunk& k, const float4* x4, float sxc,
+                                             bool asymmetric) {
+  const float s = chunk_dot<DT>(k.w, x4);
+  if constexpr (DT == DType::kQ4)
+    return asymmetric ? k.d * (64.0f * s - 128.0f * sxc) + k.m * sxc
+                      : k.d * (64.0f * s - 136.0f * sxc);
+  else if constexpr (DT == DType::kQ8)
+    return k.d * s;
+  else
+    return s;
+}
+
+// Whether rows of `v` can be read in aligned 16-byte chunks (always true for Q4/Q8 views).
+template <DType DT>
+__device__ __forceinline__ bool gemv_vec_ok(const MatView& v) {
+  return reinterpret_cast<uintptr_t>(v.data) % 16 == 0 && row_bytes<DT>(v.cols) % 16 == 0 &&
+         v.cols % weights_per_chunk<DT>() == 0;
+}
+
+// Stages `segments` consecutive input vectors of C values each (one per expert in moe_down, else
+// one) in shared memory: chunk-interleaved per segment when `vec` (see above), in plain order
+// otherwise. For Q4 also the sum of each 32-value chunk (sx, in chunk order). Loads are issued
+// four at a time and the sums are taken from shared memory, so staging costs a few L2 round trips,
+// not one per element. Ends with a barrier.
+template <DType DT>
+__device__ __forceinline__ void stage_input(const float* x, int C, int segments, bool vec,
+                                            float* xs, float* sx) {
+  constexpr int WPC = weights_per_chunk<DT>(), F4 = float4_per_chunk<DT>();
+  const int total = C * segments, nch = C / WPC;
+  const int step = blockDim.x;
+  if (vec && nch > 0) {
+    // Destination float4 q4 of segment seg holds float4 k of chunk c: source float4
+    // seg * C/4 + c * F4 + k. Consecutive threads write consecutive float4s.
+    const int n4 = total / 4, seg4 = C / 4;
+    float4* xs4 = reinterpret_cast<float4*>(xs);
+    const bool aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0;
+    for (int base = threadIdx.x; base < n4; base += 4 * step) {
+      float4 v[4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int q4 = base + u * step;
+        if (q4 >= n4) continue;
+        const int seg = q4 / seg4, f = q4 % seg4, k = f / nch, c = f % nch;
+        const int src = seg * seg4 + c * F4 + k;
+        if (aligned) {
+          v[u] = reinterpret_cast<const float4*>(x)[src];
+        } else {
+          const float* p = x + int64_t(src) * 4;
+          v[u] = make_float4(p[0], p[1], p[2], p[3]);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < 4; ++u)
+        if (base + u * step < n4) xs4[base + u * step] = v[u];
+    }
+    __syncthreads();
+    if constexpr (DT == DType::kQ4) {  // chunk c of segment seg: 8 float4s, nch apart
+      for (int cc = threadIdx.x; cc < total / 32; cc += step) {
+        const int seg = cc / nch, c = cc % nch;
+        const float4* s4 = xs4 + seg * seg4 + c;
+        float sum = 0.0f;
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+          const float4 a = s4[k * nch];
+          sum += (a.x + a.y) + (a.z + a.w);
+        }
+        sx[cc] = sum;
+      }
+      __syncthreads();
+    }
+    return;
+  }
+  for (int q = threadIdx.x; q < total; q += step) xs[q] = x[q];
+  __syncthreads();
+}
+
+// The float4s of chunk c of a staged segment (xs4 at the segment's start, nch chunks).
+template <DType DT>
+__device__ __forceinline__ void load_inputs(const float4* xs4, int nch, int c,
+                                            float4 (&x)[float4_per_chunk<DT>()]) {
+#pragma unroll
+  for (int k = 0; k < float4_per_chunk<DT>(); ++k) x[k] = xs4[k * nch + c];
+}
+
+__device__ __forceinline__ float silu(float g) {
+  return g / (1.0f + expf(-g));
+}
+
+// Shared memory for an input of C floats (and its Q4 chunk sums), rounded to 16 bytes.
+inline size_t gemv_smem_bytes(DType dt, int64_t C) {
+  return (size_t(C) * 4 + (dt == DType::kQ4 ? size_t(C / 32) * 4 : 0) + 15) / 16 * 16;
+}
+
+}  // namespace cs::cuda

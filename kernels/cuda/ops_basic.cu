@@ -1,0 +1,264 @@
+// Small memory-bound ops: embedding gather, RMSNorm with fused residual add, add, q/k norm with
+// RoPE, KV-cache stores, conversions and dequantization for the cuBLAS paths.
+#include "kernels/cuda/device.cuh"
+#include "kernels/cuda/launch.h"
+
+namespace cs::cuda {
+namespace {
+
+unsigned blocks_for(int64_t n, int threads) {
+  return unsigned((n + threads - 1) / threads);
+}
+
+__global__ void embed_kernel(MatView table, const int32_t* ids, float* out) {
+  pdl_wait();
+  pdl_trigger();
+  const int t = blockIdx.y;
+  const int64_t row = ids[t];
+  for (int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; c < table.cols;
+       c += int64_t(gridDim.x) * blockDim.x)
+    out[int64_t(t) * table.cols + c] = load_weight(table, row, c);
+}
+
+// One block per row: x += residual (written back), out = x / rms(x) * w.
+__global__ void rmsnorm_kernel(float* x, const float* residual, MatView w, float eps, int dim,
+                               float* out) {
+  pdl_wait();
+  pdl_trigger();
+  __shared__ float red[32];
+  float* xr = x + int64_t(blockIdx.x) * dim;
+  const float* rr = residual ? residual + int64_t(blockIdx.x) * dim : nullptr;
+  float ss = 0.0f;
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+    float v = xr[i];
+    if (rr) xr[i] = v = v + rr[i];
+    ss += v * v;
+  }
+  ss = block_sum(ss, red);
+  const float inv = 1.0f / sqrtf(ss / float(dim) + eps);
+  float* o = out + int64_t(blockIdx.x) * dim;
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) o[i] = (xr[i] * inv) * load_weight(w, 0, i);
+}
+
+__global__ void add_kernel(float* x, const float* y, int64_t n) {
+  pdl_wait();
+  pdl_trigger();
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) x[i] += y[i];
+}
+
+// One warp per (token, head): optional RMSNorm over the head, then rotate-half RoPE.
+__global__ void norm_rope_kernel(float* x, int T, int heads, int D, MatView norm, float eps,
+                                 int pos0, const float* inv_freq, float attn_factor,
+                                 const int32_t* pos) {
+  pdl_wait();
+  pdl_trigger();
+  const int lane = threadIdx.x % kWarp;
+  const int64_t item = int64_t(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+  if (item >= int64_t(T) * heads) return;
+  const int t = int(item / heads);
+  float* v = x + item * D;
+  const int half = D / 2;
+  float inv = 1.0f;
+  if (norm.data) {
+    float ss = 0.0f;
+    for (int i = lane; i < D; i += kWarp) ss += v[i] * v[i];
+    ss = warp_sum(ss);
+    inv = 1.0f / sqrtf(ss / float(D) + eps);
+  }
+  const float p = float((pos ? *pos : pos0) + t);
+  for (int j = lane; j < half; j += kWarp) {
+    float a = v[j], b = v[j + half];
+    if (norm.data) {
+      a = (a * inv) * load_weight(norm, 0, j);
+      b = (b * inv) * load_weight(norm, 0, j + half);
+    }
+    float sn, cs;
+    sincosf(p * inv_freq[j], &sn, &cs);
+    cs *= attn_factor;
+    sn *= attn_factor;
+    v[j] = a * cs - b * sn;
+    v[j + half] = b * cs + a * sn;
+  }
+}
+
+// norm_rope of q and k heads and the cache store of k and v: one warp per (token, head), q heads
+// first. A k head's warp writes its rotated values and the matching v values to the caches.
+struct QkParams {
+  float* q;
+  float* k;
+  const float* v;
+  int T, Q, KV, D;
+  MatView q_norm, k_norm;
+  float eps;
+  int pos0;
+  const float* inv_freq;
+  float attn_factor;
+  const int32_t* pos;
+  DType dt;
+  void* kc;
+  void* vc;
+};
+
+__global__ void qk_rope_store_kernel(QkParams p) {
+  pdl_wait();
+  pdl_trigger();
+  const int lane = threadIdx.x % kWarp, heads = p.Q + p.KV;
+  const int64_t item = int64_t(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+  if (item >= int64_t(p.T) * heads) return;
+  const int t = int(item / heads), h = int(item % heads), D = p.D, half = D / 2;
+  const bool is_k = h >= p.Q;
+  const int kh = h - p.Q;
+  float* x = is_k ? p.k + (int64_t(t) * p.KV + kh) * D : p.q + (int64_t(t) * p.Q + h) * D;
+  const MatView& norm = is_k ? p.k_norm : p.q_norm;
+  float inv = 1.0f;
+  if (norm.data) {
+    float ss = 0.0f;
+    for (int i = lane; i < D; i += kWarp) ss += x[i] * x[i];
+    ss = warp_sum(ss);
+    inv = 1.0f / sqrtf(ss / float(D) + p.eps);
+  }
+  const int position = (p.pos ? *p.pos : p.pos0) + t;
+  const int64_t kv_dim = int64_t(p.KV) * D;
+  const int64_t dst = int64_t(position) * kv_dim + int64_t(kh) * D;
+  for (int j = lane; j < half; j += kWarp) {
+    float a = x[j], b = x[j + half];
+    if (norm.data) {
+      a = (a * inv) * load_weight(norm, 0, j);
+      b = (b * inv) * load_weight(norm, 0, j + half);
+    }
+    float sn, cs;
+    sincosf(float(position) * p.inv_freq[j], &sn, &cs);
+    cs *= p.attn_factor;
+    sn *= p.attn_factor;
+    const float ra = a * cs - b * sn, rb = b * cs + a * sn;
+    x[j] = ra;
+    x[j + half] = rb;
+    if (is_k) {
+      const float* vr = p.v + (int64_t(t) * p.KV + kh) * D;
+      store_act(p.kc, p.dt, dst + j, ra);
+      store_act(p.kc, p.dt, dst + j + half, rb);
+      store_act(p.vc, p.dt, dst + j, vr[j]);
+      store_act(p.vc, p.dt, dst + j + half, vr[j + half]);
+    }
+  }
+}
+
+__global__ void kv_store_kernel(const float* k, const float* v, int T, int pos0, int kv_dim,
+                                DType dt, void* kc, void* vc, const int32_t* pos) {
+  pdl_wait();
+  pdl_trigger();
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= int64_t(T) * kv_dim) return;
+  const int64_t dst = int64_t(pos ? *pos : pos0) * kv_dim + i;
+  store_act(kc, dt, dst, k[i]);
+  store_act(vc, dt, dst, v[i]);
+}
+
+__global__ void convert_kernel(const float* x, int64_t n, DType to, void* out) {
+  pdl_wait();
+  pdl_trigger();
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) store_act(out, to, i, x[i]);
+}
+
+// Two weights per thread for Q4 (one byte), one otherwise.
+__global__ void dequantize_kernel(MatView w, DType to, void* out) {
+  pdl_wait();
+  pdl_trigger();
+  const int64_t n = w.rows * w.cols;
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (w.dtype == DType::kQ4) {
+    if (i >= n / 2) return;
+    const int64_t r = i / (w.cols / 2), byte = i % (w.cols / 2);
+    const int64_t c0 = (byte / 16) * 32 + byte % 16;
+    store_act(out, to, r * w.cols + c0, load_weight(w, r, c0));
+    store_act(out, to, r * w.cols + c0 + 16, load_weight(w, r, c0 + 16));
+    return;
+  }
+  if (i < n) store_act(out, to, i, load_weight(w, i / w.cols, i % w.cols));
+}
+
+__global__ void copy_kernel_impl(const uint4* src, uint4* dst, size_t n) {
+  pdl_wait();
+  pdl_trigger();
+  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x)
+    dst[i] = __ldcs(src + i);
+}
+
+}  // namespace
+
+cudaError_t embed(const MatView& table, const int32_t* ids, int T, float* out, cudaStream_t s) {
+  if (T <= 0) return cudaSuccess;
+  const dim3 grid(blocks_for(table.cols, 256) < 64 ? blocks_for(table.cols, 256) : 64, T);
+  check_launch(launch_kernel(embed_kernel, grid, 256, 0, s, table, ids, out));
+  return cudaGetLastError();
+}
+
+cudaError_t rmsnorm(float* x, const float* residual, const MatView& w, float eps, int T, int dim,
+                    float* out, cudaStream_t s) {
+  if (T <= 0) return cudaSuccess;
+  const int threads = dim >= 1024 ? 1024 : dim >= 256 ? 256 : 64;
+  check_launch(launch_kernel(rmsnorm_kernel, T, threads, 0, s, x, residual, w, eps, dim, out));
+  return cudaGetLastError();
+}
+
+cudaError_t add(float* x, const float* y, int64_t n, cudaStream_t s) {
+  if (n <= 0) return cudaSuccess;
+  check_launch(launch_kernel(add_kernel, blocks_for(n, 256), 256, 0, s, x, y, n));
+  return cudaGetLastError();
+}
+
+cudaError_t norm_rope(float* x, int T, int heads, int head_dim, const MatView& norm, float eps,
+                      int pos0, const RopeArgs& rope, cudaStream_t s) {
+  const int64_t items = int64_t(T) * heads;
+  if (items <= 0) return cudaSuccess;
+  check_launch(launch_kernel(norm_rope_kernel, blocks_for(items, 4), 4 * kWarp, 0, s, x, T, heads,
+                             head_dim, norm, eps, pos0, rope.inv_freq, rope.attn_factor, rope.pos));
+  return cudaGetLastError();
+}
+
+cudaError_t kv_store(const float* k, const float* v, int T, int pos0, int kv_dim, DType kv_dtype,
+                     void* k_cache, void* v_cache, const int32_t* pos, cudaStream_t s) {
+  const int64_t n = int64_t(T) * kv_dim;
+  if (n <= 0) return cudaSuccess;
+  check_launch(launch_kernel(kv_store_kernel, blocks_for(n, 256), 256, 0, s, k, v, T, pos0, kv_dim,
+                             kv_dtype, k_cache, v_cache, pos));
+  return cudaGetLastError();
+}
+
+cudaError_t qk_norm_rope_store(float* q, float* k, const float* v, int T, int n_heads,
+                               int n_kv_heads, int head_dim, const MatView& q_norm,
+                               const MatView& k_norm, float eps, int pos0, const RopeArgs& rope,
+                               DType kv_dtype, void* k_cache, void* v_cache, cudaStream_t s) {
+  const int64_t items = int64_t(T) * (n_heads + n_kv_heads);
+  if (items <= 0) return cudaSuccess;
+  QkParams p{q,        k,       v,      T,    n_heads,       n_kv_heads,       head_dim,
+             q_norm,   k_norm,  eps,    pos0, rope.inv_freq, rope.attn_factor, rope.pos,
+             kv_dtype, k_cache, v_cache};
+  check_launch(launch_kernel(qk_rope_store_kernel, blocks_for(items, 4), 4 * kWarp, 0, s, p));
+  return cudaSuccess;
+}
+
+cudaError_t convert(const float* x, int64_t n, DType to, void* out, cudaStream_t s) {
+  if (n <= 0) return cudaSuccess;
+  check_launch(launch_kernel(convert_kernel, blocks_for(n, 256), 256, 0, s, x, n, to, out));
+  return cudaGetLastError();
+}
+
+cudaError_t dequantize(const MatView& w, DType to, void* out, cudaStream_t s) {
+  const int64_t n = w.dtype == DType::kQ4 ? w.rows * w.cols / 2 : w.rows * w.cols;
+  if (n <= 0) return cudaSuccess;
+  check_launch(launch_kernel(dequantize_kernel, blocks_for(n, 256), 256, 0, s, w, to, out));
+  return cudaGetLastError();
+}
+
+cudaError_t copy_kernel(const void* src, void* dst, size_t bytes, cudaStream_t s) {
+  const size_t n = bytes / 16;
+  check_launch(launch_kernel(copy_kernel_impl, 4096, 256, 0, s, static_cast<const uint4*>(src),
+                             static_cast<uint4*>(dst), n));
+  return cudaGetLastError();
+}
+
+}  // namespace cs::cuda

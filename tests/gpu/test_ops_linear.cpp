@@ -1,0 +1,146 @@
+// Matmul over every weight dtype (GEMV and cuBLAS paths) and MoE (GEMV path for every dtype, the
+// grouped INT4 GEMM for Q4) against the CPU reference.
+#include "tests/gpu/gpu_util.h"
+
+using namespace cs;
+using namespace cs::gputest;
+
+namespace {
+
+const DType kAll[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8, DType::kQ4};
+
+// A backend with the given thresholds (to force one path), checking every op.
+std::unique_ptr<Backend> backend_with(int gemm_min, int grouped_min) {
+  CudaBackendOptions o;
+  o.check_each_op = true;
+  o.gemm_min_tokens = gemm_min;
+  o.moe_grouped_min_tokens = grouped_min;
+  return make_cuda_backend(o);
+}
+
+// Tolerance for a path: fp32 math (GEMV, SGEMM) or 16-bit operands (cuBLAS on F16/BF16, or on
+// weights dequantized to BF16, where the input is rounded too).
+double tolerance(DType dt, bool gemm) {
+  if (!gemm || dt == DType::kF32) return 5e-5;
+  return dt == DType::kF16 ? 4e-3 : 2e-2;
+}
+
+}  // namespace
+
+TEST_SUITE("ops") {
+  TEST_CASE("matmul: every dtype, GEMV and GEMM paths, odd sizes") {
+    for (bool gemm : {false, true}) {
+      auto b = backend_with(gemm ? 1 : 1 << 30, 1 << 30);
+      for (DType dt : kAll)
+        for (int T : {1, 3, 7, 37, 129})
+          for (int N : {1, 7, 37, 129, 300}) {
+            const bool quant = dt == DType::kQ4 || dt == DType::kQ8;
+            const int group = quant && randint(0, 1) ? 128 : 32;
+            const int C =
+                quant ? group * randint(1, 5) : std::vector<int>{1, 3, 37, 129, 520}[randint(0, 4)];
+            CAPTURE(gemm);
+            const std::string dtype = dtype_name(dt);
+            CAPTURE(dtype);
+            CAPTURE(T);
+            CAPTURE(N);
+            CAPTURE(C);
+            Mat w =
+                make_mat(dt, N, C, 1.0f / std::sqrt(float(C)), group, dt == DType::kQ4 && N % 2);
+            std::vector<float> x = randvec(size_t(T) * C), want(size_t(T) * N);
+            ref::matmul(x.data(), T, w.host, want.data());
+            Buffer dx = to_gpu(x);
+            Buffer out = poisoned(want.size() * 4);
+            b->matmul(dx.as<float>(), T, w.dev, out.as<float>());
+            std::vector<float> got(want.size());
+            b->download(got.data(), out.get(), got.size() * 4);
+            CHECK(rel_err(got, want) < tolerance(dt, gemm));
+          }
+    }
+  }
+
+  TEST_CASE("matmul: decode-sized rows of large matrices") {
+    for (DType dt : kAll) {
+      const std::string dtype = dtype_name(dt);
+      CAPTURE(dtype);
+      Mat w = make_mat(dt, 4099, 4096, 1.0f / 64);
+      std::vector<float> x = randvec(4096), want(4099);
+      ref::matmul(x.data(), 1, w.host, want.data());
+      Buffer dx = to_gpu(x), out = poisoned(want.size() * 4);
+      gpu().matmul(dx.as<float>(), 1, w.dev, out.as<float>());
+      CHECK(rel_err(from_gpu<float>(out.get(), want.size()), want) < 5e-5);
+    }
+  }
+
+  TEST_CASE("moe: every dtype, absent experts, accumulate; GEMV and grouped INT4 paths") {
+    for (bool grouped : {false, true}) {
+      auto b = backend_with(8, grouped ? 1 : 1 << 30);
+      for (DType dt : kAll)
+        for (int T : {1, 3, 7, 37, 129}) {
+          if (grouped && dt != DType::kQ4) continue;
+          const bool quant = dt == DType::kQ4 || dt == DType::kQ8;
+          const int H = quant ? 32 * randint(1, 6) : randint(1, 200);
+          const int I = quant ? 32 * randint(1, 4) : randint(1, 100);
+          const int E = randint(1, 12), K = randint(1, std::min(E, 8));
+          const bool asym = dt == DType::kQ4 && randint(0, 1);
+          CAPTURE(grouped);
+          const std::string dtype = dtype_name(dt);
+          CAPTURE(dtype);
+          CAPTURE(T);
+          CAPTURE(H);
+          CAPTURE(I);
+          CAPTURE(E);
+          CAPTURE(K);
+          CAPTURE(asym);
+          std::vector<Mat> mats;
+          std::vector<ExpertWeights> host_table(static_cast<size_t>(E)),
+              dev_table(static_cast<size_t>(E));
+          for (int e = 0; e < E; ++e) {
+            if (E > 1 && randint(0, 5) == 0) continue;  // absent: the offload engine's share
+            mats.push_back(make_mat(dt, I, H, 1.0f / std::sqrt(float(H)), 32, asym));
+            mats.push_back(make_mat(dt, I, H, 1.0f / std::sqrt(float(H)), 32, asym));
+            mats.push_back(make_mat(dt, H, I, 1.0f / std::sqrt(float(I)), 32, asym));
+            const size_t n = mats.size();
+            host_table[e] = {mats[n - 3].host, mats[n - 2].host, mats[n - 1].host};
+            dev_table[e] = {mats[n - 3].dev, mats[n - 2].dev, mats[n - 1].dev};
+          }
+          std::vector<int32_t> ids(size_t(T) * K);
+          std::vector<float> wts(ids.size());
+          for (int t = 0; t < T; ++t) {
+            std::vector<int> order(static_cast<size_t>(E));
+            std::iota(order.begin(), order.end(), 0);
+            std::shuffle(order.begin(), order.end(), rng());
+            for (int j = 0; j < K; ++j)
+              ids[size_t(t) * K + j] = order[j], wts[size_t(t) * K + j] = uniform(0, 1);
+          }
+          const bool acc = randint(0, 1);
+          std::vector<float> x = randvec(size_t(T) * H), out0 = randvec(size_t(T) * H);
+          std::vector<float> want = out0;
+          MoeArgs a;
+          a.x = x.data();
+          a.T = T;
+          a.hidden = H;
+          a.ids = ids.data();
+          a.weights = wts.data();
+          a.k = K;
+          a.table = host_table.data();
+          a.n_experts = E;
+          a.dtype = dt;
+          a.inter = I;
+          a.out = want.data();
+          a.accumulate = acc;
+          ref::moe(a);
+          Buffer dx = to_gpu(x), dids = to_gpu(ids), dw = to_gpu(wts), dt_ = to_gpu(dev_table);
+          Buffer dout = acc ? to_gpu(out0) : poisoned(out0.size() * 4);
+          a.x = dx.as<float>();
+          a.ids = dids.as<int32_t>();
+          a.weights = dw.as<float>();
+          a.table = dt_.as<ExpertWeights>();
+          a.out = dout.as<float>();
+          b->moe(a);
+          std::vector<float> got(want.size());
+          b->download(got.data(), dout.get(), got.size() * 4);
+          CHECK(rel_err(got, want) < (grouped ? 2e-2 : 5e-5));
+        }
+    }
+  }
+}

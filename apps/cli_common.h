@@ -21,5 +21,8 @@ std::unique_ptr<Backend> make_backend();
 // Each subcommand registers itself: adds its options and sets its callback.
 void register_generate(CLI::App& app);
 void register_logits(CLI::App& app);
+void register_convert(CLI::App& app);
+void register_info(CLI::App& app);
+void register_synth(CLI::App& app);
 
 }  // namespace cs::cli

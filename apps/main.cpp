@@ -12,6 +12,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "coldstream 0.1.0");
   cs::cli::register_generate(app);
   cs::cli::register_logits(app);
+  cs::cli::register_convert(app);
+  cs::cli::register_info(app);
+  cs::cli::register_synth(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -59,6 +59,9 @@ void GgufWriter::set_f32s(const std::string& k, const std::vector<float>& v) {
 }
 
 size_t GgufWriter::add_tensor(const std::string& name, uint32_t type, std::vector<int64_t> dims) {
+  if (!ggml_type_supported(type))
+    fail(ErrorKind::kInvalidArgument, "{}: cannot write GGML type {}", out_.dest(),
+         ggml_type_name(type));
   Tensor t{name, type, std::move(dims)};
   int64_t rows = 1;
   for (size_t d = 1; d < t.dims.size(); ++d) rows *= t.dims[d];

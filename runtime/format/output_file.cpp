@@ -1,6 +1,7 @@
 #include "runtime/format/output_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -37,6 +38,7 @@ OutputFile::OutputFile(const std::string& dest, bool force, PwriteFn pwrite)
   fd_ = ::mkstemp(tmpl.data());
   if (fd_ < 0) io_fail("cannot create a temporary file in " + dir.string(), dest, errno);
   temp_ = tmpl;
+  ::fchmod(fd_, 0644);  // mkstemp makes 0600; a model file is an ordinary readable file
 }
 
 OutputFile::~OutputFile() {

@@ -69,14 +69,15 @@ void register_convert(CLI::App& app) {
   auto a = std::make_shared<ConvertArgs>();
   CLI::App* cmd = app.add_subcommand(
       "convert", "Convert a Hugging Face directory, GPTQ checkpoint or GGUF file to a packed file");
-  cmd->add_option("IN", a->in, "Input: Hugging Face directory, GGUF file (first part if split) "
-                               "or packed file")
+  cmd->add_option("IN", a->in,
+                  "Input: Hugging Face directory, GGUF file (first part if split) "
+                  "or packed file")
       ->required();
   cmd->add_option("OUT", a->out, "Output packed file (.cst), or a .gguf file")->required();
   cmd->add_flag("--force", a->force, "Overwrite OUT if it exists");
   cmd->add_option("--policy", a->policy_file, "TOML quantization policy (class = \"format\")");
-  for (const char* cls : {"experts", "attention", "embeddings", "lm_head", "dense", "norms",
-                          "routers"})
+  for (const char* cls :
+       {"experts", "attention", "embeddings", "lm_head", "dense", "norms", "routers"})
     cmd->add_option(std::string("--") + cls, a->classes[cls],
                     "Format of this class: q4/G, q4-asym/G, q8/G (G = 32, 64, 128), bf16, f16, "
                     "f32");

@@ -43,10 +43,10 @@ void packed_info(const InfoArgs& a) {
   fmt::print("file: {} ({}, packed format v{})\n", a.file, format_bytes(double(f.size())),
              kPackedVersion);
   fmt::print("architecture: {}, {} layers ({} MoE), hidden {}, heads {}/{} x {}, vocab {}\n",
-             c.model_type, c.n_layers, ix.moe_layers.size(), c.hidden_size, c.n_heads,
-             c.n_kv_heads, c.head_dim, c.vocab_size);
-  fmt::print("experts: {} per layer, top {}, intermediate {}\n", c.n_experts,
-             c.n_experts_per_tok, c.moe_intermediate_size);
+             c.model_type, c.n_layers, ix.moe_layers.size(), c.hidden_size, c.n_heads, c.n_kv_heads,
+             c.head_dim, c.vocab_size);
+  fmt::print("experts: {} per layer, top {}, intermediate {}\n", c.n_experts, c.n_experts_per_tok,
+             c.moe_intermediate_size);
   if (auto t = f.tokenizer_blob())
     fmt::print("tokenizer: {} ({})\n", t->kind, format_bytes(double(t->bytes.size())));
   else
@@ -69,7 +69,8 @@ void packed_info(const InfoArgs& a) {
   fmt::print("{:<12} {:>12}  formats\n", "class", "bytes");
   for (const auto& [name, ci] : classes) {
     std::string fmts;
-    for (const auto& [f2, n] : ci.formats) fmts += fmt::format("{}{} x{}", fmts.empty() ? "" : ", ", f2, n);
+    for (const auto& [f2, n] : ci.formats)
+      fmts += fmt::format("{}{} x{}", fmts.empty() ? "" : ", ", f2, n);
     fmt::print("{:<12} {:>12}  {}\n", name, format_bytes(double(ci.bytes)), fmts);
   }
   const uint64_t blob = ix.expert_layout.bytes, n_blobs = ix.expert_xxh3.size();
@@ -83,7 +84,8 @@ void packed_info(const InfoArgs& a) {
       fmt::print("VRAM budget {}: too small for the resident weights ({}); no expert fits\n",
                  format_bytes(double(budget)), format_bytes(double(ix.resident_bytes)));
     } else {
-      const uint64_t fit = blob ? std::min<uint64_t>(n_blobs, (budget - ix.resident_bytes) / blob) : 0;
+      const uint64_t fit =
+          blob ? std::min<uint64_t>(n_blobs, (budget - ix.resident_bytes) / blob) : 0;
       fmt::print(
           "VRAM budget {}: resident weights {} + {} of {} experts ({:.1f}%, {:.1f} per MoE "
           "layer); KV cache and scratch not counted\n",

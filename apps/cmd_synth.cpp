@@ -24,23 +24,25 @@ void run_synth(SynthArgs& a) {
   const SynthResult r = write_synth(a.o);
   bar.finish(r.bytes + r.gguf_bytes);
   fmt::print("wrote {} ({}){}\n", a.o.out, format_bytes(double(r.bytes)),
-             a.o.gguf.empty() ? "" : fmt::format(" and {} ({})", a.o.gguf,
-                                                 format_bytes(double(r.gguf_bytes))));
+             a.o.gguf.empty()
+                 ? ""
+                 : fmt::format(" and {} ({})", a.o.gguf, format_bytes(double(r.gguf_bytes))));
   if (a.probe_tokens <= 0) return;
   auto model = Model::load(a.o.out);
   auto backend = make_backend();
   const int prompt = a.probe_tokens / 2, decode = a.probe_tokens - prompt;
   const RoutingStats st = probe_routing(*model, *backend, prompt, decode + 1, a.o.seed);
-  fmt::print("routing over {} tokens: normalized entropy min {:.3f} mean {:.3f}; experts used "
-             "per layer min {} of {}; top expert share max {:.3f}; logits {}\n",
-             st.tokens, st.min_normalized_entropy(), st.mean_normalized_entropy(),
-             st.min_experts_used(), r.config.n_experts,
-             [&] {
-               double m = 0;
-               for (size_t i = 0; i < st.counts.size(); ++i) m = std::max(m, st.top_share(i));
-               return m;
-             }(),
-             st.finite ? "finite" : "NOT FINITE");
+  fmt::print(
+      "routing over {} tokens: normalized entropy min {:.3f} mean {:.3f}; experts used "
+      "per layer min {} of {}; top expert share max {:.3f}; logits {}\n",
+      st.tokens, st.min_normalized_entropy(), st.mean_normalized_entropy(), st.min_experts_used(),
+      r.config.n_experts,
+      [&] {
+        double m = 0;
+        for (size_t i = 0; i < st.counts.size(); ++i) m = std::max(m, st.top_share(i));
+        return m;
+      }(),
+      st.finite ? "finite" : "NOT FINITE");
 }
 
 }  // namespace

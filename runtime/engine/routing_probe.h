@@ -12,10 +12,10 @@
 namespace cs {
 
 struct RoutingStats {
-  int tokens = 0;                           // tokens whose routing was recorded
-  std::vector<int> layers;                  // MoE layer indices
-  std::vector<std::vector<int64_t>> counts; // [layer][expert] selections
-  bool finite = true;                       // every logit was finite
+  int tokens = 0;                            // tokens whose routing was recorded
+  std::vector<int> layers;                   // MoE layer indices
+  std::vector<std::vector<int64_t>> counts;  // [layer][expert] selections
+  bool finite = true;                        // every logit was finite
 
   // Entropy of a layer's expert distribution divided by log(E): 1 = perfectly uniform.
   double normalized_entropy(size_t i) const;

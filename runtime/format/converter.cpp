@@ -101,8 +101,8 @@ void write_experts(const Checkpoint& in, const ConvertOptions& o, const TensorFo
 TensorFormat choose_format(const QuantPolicy& policy, WeightClass c,
                            const std::optional<TensorFormat>& native) {
   const TensorFormat& want = policy.of(c);
-  if (policy.keep_native && native && native->dtype == want.dtype &&
-      c != WeightClass::kNorm && c != WeightClass::kRouter)
+  if (policy.keep_native && native && native->dtype == want.dtype && c != WeightClass::kNorm &&
+      c != WeightClass::kRouter)
     return *native;
   return want;
 }
@@ -123,7 +123,8 @@ ConvertResult convert_to_packed(const Checkpoint& in, const std::string& out,
     t.rows = src->rows();
     t.cols = src->cols();
     std::string msg;
-    t.format = fit_format(choose_format(o.policy, weight_class(id.role), src->native()), t.cols, &msg);
+    t.format =
+        fit_format(choose_format(o.policy, weight_class(id.role), src->native()), t.cols, &msg);
     note(t.name, msg);
     entries.push_back(std::move(t));
   }

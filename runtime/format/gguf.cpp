@@ -15,7 +15,19 @@ namespace {
 using nlohmann::json;
 
 enum : uint32_t {
-  kU8 = 0, kI8, kU16, kI16, kU32, kI32, kF32, kBool, kString, kArray, kU64, kI64, kF64
+  kU8 = 0,
+  kI8,
+  kU16,
+  kI16,
+  kU32,
+  kI32,
+  kF32,
+  kBool,
+  kString,
+  kArray,
+  kU64,
+  kI64,
+  kF64
 };
 
 // A bounds-checked little-endian cursor over the file image.
@@ -56,29 +68,54 @@ class Cursor {
 // Smallest encoded size of one value of a type, to bound array counts before allocating.
 uint64_t min_value_bytes(uint32_t t) {
   switch (t) {
-    case kU8: case kI8: case kBool: return 1;
-    case kU16: case kI16: return 2;
-    case kU32: case kI32: case kF32: return 4;
-    case kString: case kU64: case kI64: case kF64: return 8;
-    case kArray: return 12;
+    case kU8:
+    case kI8:
+    case kBool:
+      return 1;
+    case kU16:
+    case kI16:
+      return 2;
+    case kU32:
+    case kI32:
+    case kF32:
+      return 4;
+    case kString:
+    case kU64:
+    case kI64:
+    case kF64:
+      return 8;
+    case kArray:
+      return 12;
   }
   return 1;
 }
 
 json read_value(Cursor& c, uint32_t type, int depth, const std::string& key) {
   switch (type) {
-    case kU8: return c.get<uint8_t>("a u8 value");
-    case kI8: return c.get<int8_t>("an i8 value");
-    case kU16: return c.get<uint16_t>("a u16 value");
-    case kI16: return c.get<int16_t>("an i16 value");
-    case kU32: return c.get<uint32_t>("a u32 value");
-    case kI32: return c.get<int32_t>("an i32 value");
-    case kF32: return double(c.get<float>("an f32 value"));
-    case kBool: return c.get<uint8_t>("a bool value") != 0;
-    case kString: return c.str("a string value");
-    case kU64: return c.get<uint64_t>("a u64 value");
-    case kI64: return c.get<int64_t>("an i64 value");
-    case kF64: return c.get<double>("an f64 value");
+    case kU8:
+      return c.get<uint8_t>("a u8 value");
+    case kI8:
+      return c.get<int8_t>("an i8 value");
+    case kU16:
+      return c.get<uint16_t>("a u16 value");
+    case kI16:
+      return c.get<int16_t>("an i16 value");
+    case kU32:
+      return c.get<uint32_t>("a u32 value");
+    case kI32:
+      return c.get<int32_t>("an i32 value");
+    case kF32:
+      return double(c.get<float>("an f32 value"));
+    case kBool:
+      return c.get<uint8_t>("a bool value") != 0;
+    case kString:
+      return c.str("a string value");
+    case kU64:
+      return c.get<uint64_t>("a u64 value");
+    case kI64:
+      return c.get<int64_t>("an i64 value");
+    case kF64:
+      return c.get<double>("an f64 value");
     case kArray: {
       if (depth > 4)
         fail(ErrorKind::kBadFile, "{}: metadata '{}' nests arrays too deeply", c.name(), key);
@@ -101,20 +138,25 @@ json read_value(Cursor& c, uint32_t type, int depth, const std::string& key) {
 }  // namespace
 
 std::string ggml_type_name(uint32_t t) {
-  static const char* kNames[] = {"F32",     "F16",    "Q4_0",    "Q4_1",  "Q4_2", "Q4_3",
-                                 "Q5_0",    "Q5_1",   "Q8_0",    "Q8_1",  "Q2_K", "Q3_K",
-                                 "Q4_K",    "Q5_K",   "Q6_K",    "Q8_K",  "IQ2_XXS", "IQ2_XS",
-                                 "IQ3_XXS", "IQ1_S",  "IQ4_NL",  "IQ3_S", "IQ2_S", "IQ4_XS",
-                                 "I8",      "I16",    "I32",     "I64",   "F64",  "IQ1_M",
-                                 "BF16"};
+  static const char* kNames[] = {
+      "F32",     "F16",    "Q4_0",    "Q4_1",  "Q4_2",   "Q4_3",  "Q5_0",  "Q5_1",
+      "Q8_0",    "Q8_1",   "Q2_K",    "Q3_K",  "Q4_K",   "Q5_K",  "Q6_K",  "Q8_K",
+      "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS",
+      "I8",      "I16",    "I32",     "I64",   "F64",    "IQ1_M", "BF16"};
   if (t < sizeof(kNames) / sizeof(kNames[0])) return kNames[t];
   return fmt::format("type {}", t);
 }
 
 bool ggml_type_supported(uint32_t t) {
   switch (t) {
-    case kGgmlF32: case kGgmlF16: case kGgmlBF16: case kGgmlQ4_0: case kGgmlQ4_1:
-    case kGgmlQ8_0: case kGgmlQ4_K: case kGgmlQ6_K:
+    case kGgmlF32:
+    case kGgmlF16:
+    case kGgmlBF16:
+    case kGgmlQ4_0:
+    case kGgmlQ4_1:
+    case kGgmlQ8_0:
+    case kGgmlQ4_K:
+    case kGgmlQ6_K:
       return true;
   }
   return false;
@@ -122,22 +164,38 @@ bool ggml_type_supported(uint32_t t) {
 
 uint32_t ggml_block_weights(uint32_t t) {
   switch (t) {
-    case kGgmlF32: case kGgmlF16: case kGgmlBF16: return 1;
-    case kGgmlQ4_0: case kGgmlQ4_1: case kGgmlQ8_0: return 32;
-    case kGgmlQ4_K: case kGgmlQ6_K: return 256;
+    case kGgmlF32:
+    case kGgmlF16:
+    case kGgmlBF16:
+      return 1;
+    case kGgmlQ4_0:
+    case kGgmlQ4_1:
+    case kGgmlQ8_0:
+      return 32;
+    case kGgmlQ4_K:
+    case kGgmlQ6_K:
+      return 256;
   }
   return 0;
 }
 
 uint32_t ggml_block_bytes(uint32_t t) {
   switch (t) {
-    case kGgmlF32: return 4;
-    case kGgmlF16: case kGgmlBF16: return 2;
-    case kGgmlQ4_0: return 18;
-    case kGgmlQ4_1: return 20;
-    case kGgmlQ8_0: return 34;
-    case kGgmlQ4_K: return 144;
-    case kGgmlQ6_K: return 210;
+    case kGgmlF32:
+      return 4;
+    case kGgmlF16:
+    case kGgmlBF16:
+      return 2;
+    case kGgmlQ4_0:
+      return 18;
+    case kGgmlQ4_1:
+      return 20;
+    case kGgmlQ8_0:
+      return 34;
+    case kGgmlQ4_K:
+      return 144;
+    case kGgmlQ6_K:
+      return 210;
   }
   return 0;
 }
@@ -161,8 +219,9 @@ GgufContents GgufFile::parse(const uint8_t* data, size_t size, const std::string
   const uint64_t n_tensors = c.get<uint64_t>("the tensor count");
   const uint64_t n_kv = c.get<uint64_t>("the metadata count");
   if (n_kv > c.left() / 12 || n_tensors > c.left() / 24)
-    fail(ErrorKind::kBadFile, "{}: GGUF header claims {} keys and {} tensors, more than the file holds",
-         name, n_kv, n_tensors);
+    fail(ErrorKind::kBadFile,
+         "{}: GGUF header claims {} keys and {} tensors, more than the file holds", name, n_kv,
+         n_tensors);
   for (uint64_t i = 0; i < n_kv; ++i) {
     std::string key = c.str("a metadata key");
     const uint32_t type = c.get<uint32_t>("a metadata type");
@@ -193,8 +252,8 @@ GgufContents GgufFile::parse(const uint8_t* data, size_t size, const std::string
     for (uint32_t d = 0; d < nd; ++d) {
       const uint64_t n = c.get<uint64_t>("a tensor dimension");
       if (n == 0 || n > (uint64_t(1) << 40) || numel > (uint64_t(1) << 50) / n)
-        fail(ErrorKind::kBadFile, "{}: tensor '{}' has an impossible dimension {}", name,
-             in.t.name, n);
+        fail(ErrorKind::kBadFile, "{}: tensor '{}' has an impossible dimension {}", name, in.t.name,
+             n);
       numel *= n;
       in.t.dims.push_back(int64_t(n));
     }
@@ -203,9 +262,10 @@ GgufContents GgufFile::parse(const uint8_t* data, size_t size, const std::string
     if (ggml_type_supported(in.t.type)) {
       const uint64_t bw = ggml_block_weights(in.t.type);
       if (uint64_t(in.t.dims[0]) % bw != 0)
-        fail(ErrorKind::kBadFile, "{}: tensor '{}' of type {} has rows of {} weights, not a "
-             "multiple of its block of {}", name, in.t.name, ggml_type_name(in.t.type),
-             in.t.dims[0], bw);
+        fail(ErrorKind::kBadFile,
+             "{}: tensor '{}' of type {} has rows of {} weights, not a "
+             "multiple of its block of {}",
+             name, in.t.name, ggml_type_name(in.t.type), in.t.dims[0], bw);
       in.t.bytes = numel / bw * ggml_block_bytes(in.t.type);
     }
     infos.push_back(std::move(in));

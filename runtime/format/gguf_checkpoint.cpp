@@ -61,10 +61,10 @@ class GgufCheckpoint final : public Checkpoint {
     c.n_layers = num(a + "block_count");
     c.hidden_size = num(a + "embedding_length");
     c.n_heads = num(a + "attention.head_count");
-    c.n_kv_heads = m.contains(a + "attention.head_count_kv") ? num(a + "attention.head_count_kv")
-                                                              : c.n_heads;
+    c.n_kv_heads =
+        m.contains(a + "attention.head_count_kv") ? num(a + "attention.head_count_kv") : c.n_heads;
     c.head_dim = m.contains(a + "attention.key_length") ? num(a + "attention.key_length")
-                                                         : c.hidden_size / std::max(1, c.n_heads);
+                                                        : c.hidden_size / std::max(1, c.n_heads);
     c.n_experts_per_tok = num(a + "expert_used_count");
     c.rms_norm_eps = float(real(a + "attention.layer_norm_rms_epsilon", 1e-6));
     c.rope_theta = real(a + "rope.freq_base", 10000.0);
@@ -72,10 +72,9 @@ class GgufCheckpoint final : public Checkpoint {
     if (m.value(a + "rope.scaling.type", std::string()) == "yarn") {
       c.rope_scaling.type = "yarn";
       c.rope_scaling.factor = real(a + "rope.scaling.factor", 0.0);
-      c.rope_scaling.original_max_position =
-          m.contains(a + "rope.scaling.original_context_length")
-              ? num(a + "rope.scaling.original_context_length")
-              : 0;
+      c.rope_scaling.original_max_position = m.contains(a + "rope.scaling.original_context_length")
+                                                 ? num(a + "rope.scaling.original_context_length")
+                                                 : 0;
     }
     c.torch_dtype = "bfloat16";
     const GgufTensor& embd = need("token_embd.weight");
@@ -83,8 +82,8 @@ class GgufCheckpoint final : public Checkpoint {
       fail(ErrorKind::kBadFile, "{}: token_embd.weight must be 2-D", path);
     c.vocab_size = int(embd.dims[1]);
     c.tie_word_embeddings = model_.find("output.weight") == nullptr;
-    c.bos_token_id = m.contains("tokenizer.ggml.bos_token_id") ? num("tokenizer.ggml.bos_token_id")
-                                                                : -1;
+    c.bos_token_id =
+        m.contains("tokenizer.ggml.bos_token_id") ? num("tokenizer.ggml.bos_token_id") : -1;
     if (!m.value("tokenizer.ggml.add_bos_token", c.arch == Arch::kMixtral)) c.bos_token_id = -1;
     if (m.contains("tokenizer.ggml.eos_token_id"))
       c.eos_token_ids.push_back(num("tokenizer.ggml.eos_token_id"));
@@ -100,24 +99,42 @@ class GgufCheckpoint final : public Checkpoint {
     const std::string b = fmt::format("blk.{}.", id.layer);
     auto plain = [&](const std::string& n) { return matrix(need(n + ".weight"), 0, s); };
     switch (id.role) {
-      case WeightRole::kEmbed: return plain("token_embd");
-      case WeightRole::kFinalNorm: return plain("output_norm");
-      case WeightRole::kLmHead: return plain("output");
-      case WeightRole::kAttnNorm: return plain(b + "attn_norm");
-      case WeightRole::kFfnNorm: return plain(b + "ffn_norm");
-      case WeightRole::kQ: return unpermute(plain(b + "attn_q"), config_.n_heads);
-      case WeightRole::kK: return unpermute(plain(b + "attn_k"), config_.n_kv_heads);
-      case WeightRole::kV: return plain(b + "attn_v");
-      case WeightRole::kO: return plain(b + "attn_output");
-      case WeightRole::kQNorm: return plain(b + "attn_q_norm");
-      case WeightRole::kKNorm: return plain(b + "attn_k_norm");
-      case WeightRole::kRouter: return plain(b + "ffn_gate_inp");
-      case WeightRole::kDenseGate: return plain(b + "ffn_gate");
-      case WeightRole::kDenseUp: return plain(b + "ffn_up");
-      case WeightRole::kDenseDown: return plain(b + "ffn_down");
-      case WeightRole::kExpertGate: return expert(b, "ffn_gate", id.expert, s);
-      case WeightRole::kExpertUp: return expert(b, "ffn_up", id.expert, s);
-      case WeightRole::kExpertDown: return expert(b, "ffn_down", id.expert, s);
+      case WeightRole::kEmbed:
+        return plain("token_embd");
+      case WeightRole::kFinalNorm:
+        return plain("output_norm");
+      case WeightRole::kLmHead:
+        return plain("output");
+      case WeightRole::kAttnNorm:
+        return plain(b + "attn_norm");
+      case WeightRole::kFfnNorm:
+        return plain(b + "ffn_norm");
+      case WeightRole::kQ:
+        return unpermute(plain(b + "attn_q"), config_.n_heads);
+      case WeightRole::kK:
+        return unpermute(plain(b + "attn_k"), config_.n_kv_heads);
+      case WeightRole::kV:
+        return plain(b + "attn_v");
+      case WeightRole::kO:
+        return plain(b + "attn_output");
+      case WeightRole::kQNorm:
+        return plain(b + "attn_q_norm");
+      case WeightRole::kKNorm:
+        return plain(b + "attn_k_norm");
+      case WeightRole::kRouter:
+        return plain(b + "ffn_gate_inp");
+      case WeightRole::kDenseGate:
+        return plain(b + "ffn_gate");
+      case WeightRole::kDenseUp:
+        return plain(b + "ffn_up");
+      case WeightRole::kDenseDown:
+        return plain(b + "ffn_down");
+      case WeightRole::kExpertGate:
+        return expert(b, "ffn_gate", id.expert, s);
+      case WeightRole::kExpertUp:
+        return expert(b, "ffn_up", id.expert, s);
+      case WeightRole::kExpertDown:
+        return expert(b, "ffn_down", id.expert, s);
     }
     return nullptr;
   }
@@ -154,8 +171,10 @@ class GgufCheckpoint final : public Checkpoint {
                                        int64_t total_rows = -1) const {
     if (total_rows < 0) total_rows = s.rows;
     if (t.dims[0] != s.cols || t.numel() != total_rows * s.cols)
-      fail(ErrorKind::kBadFile, "{}: tensor '{}' has dims [{}], expected {} rows of {} from the "
-           "metadata", t.file, t.name, fmt::join(t.dims, ", "), total_rows, s.cols);
+      fail(ErrorKind::kBadFile,
+           "{}: tensor '{}' has dims [{}], expected {} rows of {} from the "
+           "metadata",
+           t.file, t.name, fmt::join(t.dims, ", "), total_rows, s.cols);
     return std::make_unique<GgufMatrix>(t, row0, s.rows, s.cols);
   }
 
@@ -183,7 +202,8 @@ class GgufCheckpoint final : public Checkpoint {
   std::string str(const std::string& key) const {
     const json& m = model_.meta();
     if (!m.contains(key) || !m[key].is_string())
-      fail(ErrorKind::kBadFile, "{}: missing metadata '{}' (expected a string)", model_.path(), key);
+      fail(ErrorKind::kBadFile, "{}: missing metadata '{}' (expected a string)", model_.path(),
+           key);
     return m[key].get<std::string>();
   }
   int num(const std::string& key) const {

@@ -13,24 +13,42 @@ namespace cs {
 std::string gguf_tensor_name(const WeightId& id) {
   const std::string b = fmt::format("blk.{}.", id.layer);
   switch (id.role) {
-    case WeightRole::kEmbed: return "token_embd.weight";
-    case WeightRole::kFinalNorm: return "output_norm.weight";
-    case WeightRole::kLmHead: return "output.weight";
-    case WeightRole::kAttnNorm: return b + "attn_norm.weight";
-    case WeightRole::kFfnNorm: return b + "ffn_norm.weight";
-    case WeightRole::kQ: return b + "attn_q.weight";
-    case WeightRole::kK: return b + "attn_k.weight";
-    case WeightRole::kV: return b + "attn_v.weight";
-    case WeightRole::kO: return b + "attn_output.weight";
-    case WeightRole::kQNorm: return b + "attn_q_norm.weight";
-    case WeightRole::kKNorm: return b + "attn_k_norm.weight";
-    case WeightRole::kRouter: return b + "ffn_gate_inp.weight";
-    case WeightRole::kDenseGate: return b + "ffn_gate.weight";
-    case WeightRole::kDenseUp: return b + "ffn_up.weight";
-    case WeightRole::kDenseDown: return b + "ffn_down.weight";
-    case WeightRole::kExpertGate: return b + "ffn_gate_exps.weight";
-    case WeightRole::kExpertUp: return b + "ffn_up_exps.weight";
-    case WeightRole::kExpertDown: return b + "ffn_down_exps.weight";
+    case WeightRole::kEmbed:
+      return "token_embd.weight";
+    case WeightRole::kFinalNorm:
+      return "output_norm.weight";
+    case WeightRole::kLmHead:
+      return "output.weight";
+    case WeightRole::kAttnNorm:
+      return b + "attn_norm.weight";
+    case WeightRole::kFfnNorm:
+      return b + "ffn_norm.weight";
+    case WeightRole::kQ:
+      return b + "attn_q.weight";
+    case WeightRole::kK:
+      return b + "attn_k.weight";
+    case WeightRole::kV:
+      return b + "attn_v.weight";
+    case WeightRole::kO:
+      return b + "attn_output.weight";
+    case WeightRole::kQNorm:
+      return b + "attn_q_norm.weight";
+    case WeightRole::kKNorm:
+      return b + "attn_k_norm.weight";
+    case WeightRole::kRouter:
+      return b + "ffn_gate_inp.weight";
+    case WeightRole::kDenseGate:
+      return b + "ffn_gate.weight";
+    case WeightRole::kDenseUp:
+      return b + "ffn_up.weight";
+    case WeightRole::kDenseDown:
+      return b + "ffn_down.weight";
+    case WeightRole::kExpertGate:
+      return b + "ffn_gate_exps.weight";
+    case WeightRole::kExpertUp:
+      return b + "ffn_up_exps.weight";
+    case WeightRole::kExpertDown:
+      return b + "ffn_down_exps.weight";
   }
   return "?";
 }
@@ -95,12 +113,23 @@ void export_gguf(const Checkpoint& in, const std::string& path, const GgufExport
   auto type_for = [&](WeightRole role, int64_t cols) {
     uint32_t t = kGgmlF32;
     switch (weight_class(role)) {
-      case WeightClass::kExperts: t = types.experts; break;
-      case WeightClass::kAttention: t = types.attention; break;
-      case WeightClass::kEmbeddings: t = types.embeddings; break;
-      case WeightClass::kLmHead: t = types.lm_head; break;
-      case WeightClass::kDense: t = types.dense; break;
-      default: break;
+      case WeightClass::kExperts:
+        t = types.experts;
+        break;
+      case WeightClass::kAttention:
+        t = types.attention;
+        break;
+      case WeightClass::kEmbeddings:
+        t = types.embeddings;
+        break;
+      case WeightClass::kLmHead:
+        t = types.lm_head;
+        break;
+      case WeightClass::kDense:
+        t = types.dense;
+        break;
+      default:
+        break;
     }
     if (!ggml_type_supported(t))
       fail(ErrorKind::kInvalidArgument, "GGML type {} cannot be written", ggml_type_name(t));
@@ -115,7 +144,8 @@ void export_gguf(const Checkpoint& in, const std::string& path, const GgufExport
   for (const WeightId& id : non_expert_weights(c)) {
     const WeightShape s = weight_shape(c, id);
     const uint32_t t = type_for(id.role, s.cols);
-    std::vector<int64_t> dims = s.rows == 1 ? std::vector<int64_t>{s.cols} : std::vector{s.cols, s.rows};
+    std::vector<int64_t> dims =
+        s.rows == 1 ? std::vector<int64_t>{s.cols} : std::vector{s.cols, s.rows};
     items.push_back({id, g.add_tensor(gguf_tensor_name(id), t, dims), t});
   }
   const int64_t E = c.n_experts;
@@ -123,13 +153,15 @@ void export_gguf(const Checkpoint& in, const std::string& path, const GgufExport
     for (WeightRole r : {WeightRole::kExpertGate, WeightRole::kExpertUp, WeightRole::kExpertDown}) {
       const WeightShape s = weight_shape(c, {r, l, 0});
       const uint32_t t = type_for(r, s.cols);
-      items.push_back({{r, l, -1}, g.add_tensor(gguf_tensor_name({r, l}), t, {s.cols, s.rows, E}), t});
+      items.push_back(
+          {{r, l, -1}, g.add_tensor(gguf_tensor_name({r, l}), t, {s.cols, s.rows, E}), t});
     }
   g.layout();
   std::vector<float> row;
   std::vector<uint8_t> enc;
   for (const Item& it : items) {
-    const int first = it.id.expert < 0 && weight_class(it.id.role) == WeightClass::kExperts ? 0 : -1;
+    const int first =
+        it.id.expert < 0 && weight_class(it.id.role) == WeightClass::kExperts ? 0 : -1;
     const int n_mats = first == 0 ? int(E) : 1;
     for (int e = 0; e < n_mats; ++e) {
       WeightId id = it.id;

@@ -18,7 +18,9 @@ uint16_t ld16(const uint8_t* p) {
   std::memcpy(&v, p, 2);
   return v;
 }
-void st16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
+void st16(uint8_t* p, uint16_t v) {
+  std::memcpy(p, &v, 2);
+}
 
 // Q4_K's packed 6-bit scale and min of sub-block j (ggml's get_scale_min_k4).
 void k4_scale_min(int j, const uint8_t* q, int* sc, int* mn) {

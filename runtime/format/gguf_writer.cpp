@@ -31,10 +31,18 @@ void GgufWriter::key(const std::string& k, uint32_t type) {
   ++n_kv_;
 }
 
-void GgufWriter::set_u32(const std::string& k, uint32_t v) { key(k, kU32), put(kv_, v); }
-void GgufWriter::set_i32(const std::string& k, int32_t v) { key(k, kI32), put(kv_, v); }
-void GgufWriter::set_f32(const std::string& k, float v) { key(k, kF32), put(kv_, v); }
-void GgufWriter::set_bool(const std::string& k, bool v) { key(k, kBool), put<uint8_t>(kv_, v); }
+void GgufWriter::set_u32(const std::string& k, uint32_t v) {
+  key(k, kU32), put(kv_, v);
+}
+void GgufWriter::set_i32(const std::string& k, int32_t v) {
+  key(k, kI32), put(kv_, v);
+}
+void GgufWriter::set_f32(const std::string& k, float v) {
+  key(k, kF32), put(kv_, v);
+}
+void GgufWriter::set_bool(const std::string& k, bool v) {
+  key(k, kBool), put<uint8_t>(kv_, v);
+}
 void GgufWriter::set_str(const std::string& k, const std::string& v) {
   key(k, kString);
   put_str(kv_, v);
@@ -100,6 +108,8 @@ void GgufWriter::write(size_t i, uint64_t offset, const void* data, size_t n) {
   out_.write_at(t.file_offset + offset, data, n);
 }
 
-void GgufWriter::finish() { out_.commit(file_bytes_); }
+void GgufWriter::finish() {
+  out_.commit(file_bytes_);
+}
 
 }  // namespace cs

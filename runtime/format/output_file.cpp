@@ -24,7 +24,8 @@ namespace fs = std::filesystem;
 
 OutputFile::OutputFile(const std::string& dest, bool force, PwriteFn pwrite)
     : dest_(dest), pwrite_(std::move(pwrite)) {
-  if (!pwrite_) pwrite_ = [](int fd, const void* b, size_t n, off_t o) { return ::pwrite(fd, b, n, o); };
+  if (!pwrite_)
+    pwrite_ = [](int fd, const void* b, size_t n, off_t o) { return ::pwrite(fd, b, n, o); };
   std::error_code ec;
   if (fs::exists(dest, ec)) {
     if (fs::is_directory(dest, ec))
@@ -78,7 +79,8 @@ void OutputFile::commit(uint64_t size) {
   if (::fsync(fd_) != 0) io_fail("fsync failed", dest_, errno);
   ::close(fd_);
   fd_ = -1;
-  if (::rename(temp_.c_str(), dest_.c_str()) != 0) io_fail("cannot rename the temporary file", dest_, errno);
+  if (::rename(temp_.c_str(), dest_.c_str()) != 0)
+    io_fail("cannot rename the temporary file", dest_, errno);
   committed_ = true;
   const fs::path p(dest_);
   const std::string dir = p.has_parent_path() ? p.parent_path().string() : ".";

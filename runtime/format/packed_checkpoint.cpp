@@ -15,7 +15,8 @@ class PackedCheckpoint final : public Checkpoint {
   std::unique_ptr<SourceMatrix> open(const WeightId& id) const override {
     if (weight_class(id.role) != WeightClass::kExperts) {
       MatView v = file_.tensor(canonical_name(id));
-      if (v.empty() && id.role == WeightRole::kLmHead) v = file_.tensor(canonical_name({WeightRole::kEmbed}));
+      if (v.empty() && id.role == WeightRole::kLmHead)
+        v = file_.tensor(canonical_name({WeightRole::kEmbed}));
       if (v.empty())
         fail(ErrorKind::kNotFound, "{}: missing tensor '{}'", file_.path(), canonical_name(id));
       return matview_source(v);
@@ -29,7 +30,7 @@ class PackedCheckpoint final : public Checkpoint {
     const ExpertWeights w = file_.expert(m, id.expert);
     return matview_source(id.role == WeightRole::kExpertGate ? w.gate
                           : id.role == WeightRole::kExpertUp ? w.up
-                                                              : w.down);
+                                                             : w.down);
   }
   std::optional<TokenizerBlob> tokenizer() const override {
     auto t = file_.tokenizer_blob();

@@ -107,8 +107,9 @@ PackedIndex PackedFile::parse(const uint8_t* data, size_t size, const std::strin
     fail(ErrorKind::kUnsupported, "{}: packed format version {} is not supported (expected {})",
          name, version, kPackedVersion);
   if (hoff != kPackedPreambleBytes || hbytes > size - hoff)
-    fail(ErrorKind::kBadFile, "{}: truncated packed file: header of {} bytes at {} in a {}-byte file",
-         name, hbytes, hoff, size);
+    fail(ErrorKind::kBadFile,
+         "{}: truncated packed file: header of {} bytes at {} in a {}-byte file", name, hbytes,
+         hoff, size);
   json h;
   try {
     h = json::parse(data + hoff, data + hoff + hbytes);
@@ -116,7 +117,8 @@ PackedIndex PackedFile::parse(const uint8_t* data, size_t size, const std::strin
     fail(ErrorKind::kBadFile, "{}: malformed packed header: {}", name, e.what());
   }
   if (!h.is_object()) F.bad("(root)", "must be an object");
-  if (F.str(h, "format", "(root)") != "coldstream-packed") F.bad("format", "must be coldstream-packed");
+  if (F.str(h, "format", "(root)") != "coldstream-packed")
+    F.bad("format", "must be coldstream-packed");
 
   PackedIndex ix;
   ix.config = parse_hf_config(F.at(h, "config", "(root)"), name + ": header field 'config'");
@@ -163,8 +165,8 @@ PackedIndex PackedFile::parse(const uint8_t* data, size_t size, const std::strin
   // Every non-expert weight the config implies, with its shape. (Bound the layer count by the
   // tensor count first, so a huge num_hidden_layers cannot make this loop long.)
   if (uint64_t(c.n_layers) > ix.tensors.size())
-    F.bad("tensors", fmt::format("has {} entries, too few for {} layers", ix.tensors.size(),
-                                 c.n_layers));
+    F.bad("tensors",
+          fmt::format("has {} entries, too few for {} layers", ix.tensors.size(), c.n_layers));
   for (const WeightId& id : non_expert_weights(c)) {
     const std::string n = canonical_name(id);
     auto it = ix.tensors.find(n);
@@ -196,8 +198,8 @@ PackedIndex PackedFile::parse(const uint8_t* data, size_t size, const std::strin
     if (quant && (c.hidden_size % f.group || c.moe_intermediate_size % f.group ||
                   c.hidden_size % 32 || c.moe_intermediate_size % 32))
       F.bad("experts.format", "group does not divide the expert dimensions");
-    ix.expert_layout = make_expert_layout(f.dtype, c.hidden_size, c.moe_intermediate_size,
-                                          f.group, f.asymmetric);
+    ix.expert_layout =
+        make_expert_layout(f.dtype, c.hidden_size, c.moe_intermediate_size, f.group, f.asymmetric);
     if (F.u64(ex, "blob_bytes", "experts") != ix.expert_layout.bytes)
       F.bad("experts.blob_bytes", fmt::format("must be {}", ix.expert_layout.bytes));
   }

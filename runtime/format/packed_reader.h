@@ -32,9 +32,9 @@ struct PackedIndex {
   uint64_t resident_offset = 0, resident_bytes = 0, resident_xxh3 = 0;
   TensorFormat expert_format;
   ExpertLayout expert_layout;
-  std::vector<int> moe_layers;           // model layer index of each expert layer
-  std::vector<uint64_t> layer_offset;    // first blob of each expert layer
-  std::vector<uint64_t> expert_xxh3;     // [moe layer][expert]
+  std::vector<int> moe_layers;         // model layer index of each expert layer
+  std::vector<uint64_t> layer_offset;  // first blob of each expert layer
+  std::vector<uint64_t> expert_xxh3;   // [moe layer][expert]
   std::optional<std::string> tokenizer_kind;
   uint64_t tokenizer_offset = 0, tokenizer_bytes = 0, tokenizer_xxh3 = 0;
 };

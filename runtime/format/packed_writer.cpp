@@ -1,9 +1,9 @@
 #include "runtime/format/packed_writer.h"
 
+#include <xxhash.h>
 #include <algorithm>
 #include <cstring>
 #include <memory>
-#include <xxhash.h>
 
 #include "common/error.h"
 #include "runtime/model/weight_id.h"
@@ -141,12 +141,11 @@ void PackedWriter::finish() {
   for (size_t i = 0; i < expert_written_.size(); ++i)
     if (!expert_written_[i])
       fail(ErrorKind::kInternal, "{}: expert blob {} of layer {} was never written", out_.dest(),
-           i % size_t(info_.config.n_experts),
-           moe_layers_[i / size_t(info_.config.n_experts)]);
+           i % size_t(info_.config.n_experts), moe_layers_[i / size_t(info_.config.n_experts)]);
   // The resident section is checksummed as it lies on disk, padding included.
   std::vector<uint8_t> buf(size_t(8) << 20);
   std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
-                                                                  &XXH3_freeState);
+                                                                 &XXH3_freeState);
   XXH3_64bits_reset(state.get());
   for (uint64_t done = 0; done < resident_bytes_;) {
     const size_t n = size_t(std::min<uint64_t>(buf.size(), resident_bytes_ - done));

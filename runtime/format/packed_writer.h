@@ -56,7 +56,7 @@ class PackedWriter {
   uint64_t header_capacity_ = 0, tokenizer_offset_ = 0, resident_offset_ = 0, resident_bytes_ = 0;
   uint64_t experts_offset_ = 0, file_bytes_ = 0;
   uint64_t tokenizer_hash_ = 0, resident_hash_ = 0;
-  std::vector<uint64_t> expert_hash_;   // [moe layer][expert]
+  std::vector<uint64_t> expert_hash_;  // [moe layer][expert]
   std::vector<uint8_t> expert_written_;
 };
 

@@ -2,18 +2,17 @@
 
 #include <fmt/format.h>
 
-#include <charconv>
 #include <toml++/toml.h>
+#include <charconv>
 
 #include "common/error.h"
 
 namespace cs {
 namespace {
 
-constexpr WeightClass kClasses[] = {WeightClass::kExperts,    WeightClass::kAttention,
-                                    WeightClass::kEmbeddings, WeightClass::kLmHead,
-                                    WeightClass::kDense,      WeightClass::kNorm,
-                                    WeightClass::kRouter};
+constexpr WeightClass kClasses[] = {
+    WeightClass::kExperts, WeightClass::kAttention, WeightClass::kEmbeddings, WeightClass::kLmHead,
+    WeightClass::kDense,   WeightClass::kNorm,      WeightClass::kRouter};
 
 }  // namespace
 
@@ -108,15 +107,13 @@ void QuantPolicy::load_toml(const std::string& path) {
   try {
     t = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
-    fail(ErrorKind::kInvalidArgument, "{}: malformed TOML: {}", path,
-         std::string(e.description()));
+    fail(ErrorKind::kInvalidArgument, "{}: malformed TOML: {}", path, std::string(e.description()));
   }
   for (const auto& [key, value] : t) {
     const std::string k(key.str());
     const std::string where = fmt::format("{}: key '{}'", path, k);
     if (k == "keep_native") {
-      if (!value.is_boolean())
-        fail(ErrorKind::kInvalidArgument, "{} must be true or false", where);
+      if (!value.is_boolean()) fail(ErrorKind::kInvalidArgument, "{} must be true or false", where);
       keep_native = value.as_boolean()->get();
       continue;
     }

@@ -33,7 +33,9 @@ class MatViewSource final : public SourceMatrix {
 class PermutedRows final : public SourceMatrix {
  public:
   PermutedRows(std::unique_ptr<SourceMatrix> inner, std::vector<int64_t> perm)
-      : SourceMatrix(inner->rows(), inner->cols()), inner_(std::move(inner)), perm_(std::move(perm)) {}
+      : SourceMatrix(inner->rows(), inner->cols()),
+        inner_(std::move(inner)),
+        perm_(std::move(perm)) {}
   void row_f32(int64_t r, float* out) const override { inner_->row_f32(perm_[r], out); }
   std::optional<TensorFormat> native() const override { return inner_->native(); }
   void row_native(int64_t r, uint8_t* codes, uint16_t* scales, uint16_t* mins) const override {

@@ -4,11 +4,11 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
-#include <map>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <numeric>
 #include <thread>
@@ -107,7 +107,8 @@ struct Task {
 
 class SynthJob {
  public:
-  SynthJob(const SynthOptions& o, const ModelConfig& c) : o_(o), c_(c), ids_(non_expert_weights(c)) {
+  SynthJob(const SynthOptions& o, const ModelConfig& c)
+      : o_(o), c_(c), ids_(non_expert_weights(c)) {
     for (int l : moe_layers(c)) {
       std::vector<float> s =
           zipf_router_scales(c.n_experts, c.n_experts_per_tok, o.skew, splitmix(o.seed ^ l));
@@ -165,8 +166,9 @@ class SynthJob {
 
   // Generates one task's weights and writes them to both files; returns bytes written.
   uint64_t run(const Task& t, PackedWriter& pw, GgufWriter* gw) {
-    Rng rng(splitmix(o_.seed ^ splitmix(t.tensor * 1000003ull + uint64_t(t.row0) * 7919ull +
-                                        uint64_t(t.layer + 1) * 104729ull + uint64_t(t.expert + 1))));
+    Rng rng(
+        splitmix(o_.seed ^ splitmix(t.tensor * 1000003ull + uint64_t(t.row0) * 7919ull +
+                                    uint64_t(t.layer + 1) * 104729ull + uint64_t(t.expert + 1))));
     if (t.tensor == SIZE_MAX) return run_expert(t, rng, pw, gw);
     const PackedTensorEntry& e = pw.tensors()[t.tensor];
     const WeightId& id = ids_[t.tensor];
@@ -176,8 +178,8 @@ class SynthJob {
       if (id.role == WeightRole::kRouter)
         for (int64_t r = 0; r < n; ++r)
           for (int64_t cidx = 0; cidx < C; ++cidx)
-            v[size_t(r * C + cidx)] = rng.normal() / std::sqrt(float(C)) *
-                                      router_scale_.at(id.layer)[size_t(t.row0 + r)];
+            v[size_t(r * C + cidx)] =
+                rng.normal() / std::sqrt(float(C)) * router_scale_.at(id.layer)[size_t(t.row0 + r)];
       pw.write_rows(t.tensor, t.row0, n, v.data(), nullptr, nullptr);
       if (gw) gw->write(gguf_index_.at(t.tensor), uint64_t(t.row0 * C) * 4, v.data(), v.size() * 4);
       return v.size() * 4 * (gw ? 2 : 1);
@@ -194,10 +196,12 @@ class SynthJob {
     const uint64_t row_bytes = uint64_t(C / 32) * 34;
     const bool permute = gguf_qk_row(c_, id.role, 1) != 1;
     for (int64_t r = 0; r < n && permute; ++r)
-      gw->write(gguf_index_.at(t.tensor), uint64_t(gguf_qk_row(c_, id.role, t.row0 + r)) * row_bytes,
+      gw->write(gguf_index_.at(t.tensor),
+                uint64_t(gguf_qk_row(c_, id.role, t.row0 + r)) * row_bytes,
                 &blocks[size_t(r * row_bytes)], row_bytes);
     if (!permute)
-      gw->write(gguf_index_.at(t.tensor), uint64_t(t.row0) * row_bytes, blocks.data(), blocks.size());
+      gw->write(gguf_index_.at(t.tensor), uint64_t(t.row0) * row_bytes, blocks.data(),
+                blocks.size());
     return codes.size() + scales.size() * 2 + blocks.size();
   }
 
@@ -276,8 +280,11 @@ SynthResult write_synth(const SynthOptions& o) {
   PackedHeaderInfo info;
   info.config = c;
   info.tokenizer = synth_vocab_blob(synth_vocab(c));
-  info.provenance = {{"tool", "coldstream synth 0.1.0"}, {"shape", o.shape},
-                     {"layers", c.n_layers}, {"skew", o.skew}, {"seed", o.seed}};
+  info.provenance = {{"tool", "coldstream synth 0.1.0"},
+                     {"shape", o.shape},
+                     {"layers", c.n_layers},
+                     {"skew", o.skew},
+                     {"seed", o.seed}};
   OutputFile out(o.out, o.force, o.pwrite);
   PackedWriter pw(out, std::move(info), job.entries(), {DType::kQ4, 32, false});
   std::unique_ptr<OutputFile> gout;

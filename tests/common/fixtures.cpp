@@ -7,14 +7,23 @@
 
 namespace cs::test {
 
-std::string fixture_dir() { return CS_FIXTURES_DIR; }
-std::string fixture(const std::string& name) { return fixture_dir() + "/" + name; }
+std::string fixture_dir() {
+  return CS_FIXTURES_DIR;
+}
+std::string fixture(const std::string& name) {
+  return fixture_dir() + "/" + name;
+}
 
-Reference::Reference(const std::string& model_name) : file_(fixture("reference/" + model_name + ".safetensors")) {}
+Reference::Reference(const std::string& model_name)
+    : file_(fixture("reference/" + model_name + ".safetensors")) {}
 
-bool Reference::has(const std::string& name) const { return file_.tensors().count(name) > 0; }
+bool Reference::has(const std::string& name) const {
+  return file_.tensors().count(name) > 0;
+}
 
-std::vector<int64_t> Reference::shape(const std::string& name) const { return file_.tensors().at(name).shape; }
+std::vector<int64_t> Reference::shape(const std::string& name) const {
+  return file_.tensors().at(name).shape;
+}
 
 std::vector<int32_t> Reference::ints(const std::string& name) const {
   const TensorRef& t = file_.tensors().at(name);

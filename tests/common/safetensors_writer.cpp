@@ -11,7 +11,8 @@ std::string safetensors_image(const std::map<std::string, RawTensor>& tensors) {
   uint64_t off = 0;
   std::string data;
   for (const auto& [name, t] : tensors) {
-    h[name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {off, off + t.bytes.size()}}};
+    h[name] = {
+        {"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {off, off + t.bytes.size()}}};
     off += t.bytes.size();
     data += t.bytes;
   }

@@ -15,7 +15,8 @@ int gguf(const uint8_t* data, size_t size) {
       if (!t.data) continue;
       // Dequantize the first row: block math over bytes the parser vouched for.
       row.resize(size_t(t.dims[0]));
-      if (gguf_row_bytes(t.type, t.dims[0]) <= t.bytes) gguf_dequantize(t.type, t.data, t.dims[0], row.data());
+      if (gguf_row_bytes(t.type, t.dims[0]) <= t.bytes)
+        gguf_dequantize(t.type, t.data, t.dims[0], row.data());
     }
   } catch (const Error&) {
   }

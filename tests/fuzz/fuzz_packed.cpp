@@ -13,10 +13,13 @@ int packed(const uint8_t* data, size_t size) {
     // Everything the loader would touch: the last row of every tensor, every expert blob.
     std::vector<float> row;
     for (const auto& [name, t] : ix.tensors) {
-      MatView v{t.format.dtype, data + t.data,
+      MatView v{t.format.dtype,
+                data + t.data,
                 t.scales ? reinterpret_cast<const uint16_t*>(data + t.scales) : nullptr,
-                t.mins ? reinterpret_cast<const uint16_t*>(data + t.mins) : nullptr, t.rows,
-                t.cols, t.format.group};
+                t.mins ? reinterpret_cast<const uint16_t*>(data + t.mins) : nullptr,
+                t.rows,
+                t.cols,
+                t.format.group};
       if (t.cols > (1 << 20)) continue;
       row.resize(size_t(t.cols));
       dequantize_row(v, t.rows - 1, row.data());

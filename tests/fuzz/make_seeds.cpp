@@ -38,7 +38,7 @@ void packed_seed(const std::string& path, TensorFormat experts, TensorFormat mat
   for (const WeightId& id : non_expert_weights(c)) {
     const WeightShape s = weight_shape(c, id);
     const WeightClass k = weight_class(id.role);
-    const TensorFormat f = k == WeightClass::kNorm ? TensorFormat{DType::kF32}
+    const TensorFormat f = k == WeightClass::kNorm     ? TensorFormat{DType::kF32}
                            : k == WeightClass::kRouter ? TensorFormat{DType::kBF16}
                                                        : matrices;
     entries.push_back({canonical_name(id), f, s.rows, s.cols});
@@ -73,10 +73,11 @@ void gguf_seed(const std::string& path) {
   v.merges = {"a b"};
   v.eos = 2;
   write_gguf_metadata(g, c, "fuzz seed", v);
-  const uint32_t types[] = {kGgmlF32, kGgmlF16, kGgmlBF16, kGgmlQ4_0,
+  const uint32_t types[] = {kGgmlF32,  kGgmlF16,  kGgmlBF16, kGgmlQ4_0,
                             kGgmlQ4_1, kGgmlQ8_0, kGgmlQ4_K, kGgmlQ6_K};
   std::vector<size_t> idx;
-  for (uint32_t t : types) idx.push_back(g.add_tensor(fmt::format("t.{}", ggml_type_name(t)), t, {256, 1}));
+  for (uint32_t t : types)
+    idx.push_back(g.add_tensor(fmt::format("t.{}", ggml_type_name(t)), t, {256, 1}));
   g.layout();
   std::vector<float> x(256);
   for (int i = 0; i < 256; ++i) x[size_t(i)] = std::sin(float(i));

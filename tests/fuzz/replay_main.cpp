@@ -20,7 +20,9 @@ int main(int argc, char** argv) {
   }
   const int mutations = argc > 2 ? std::stoi(argv[2]) : 200;
   const std::pair<const char*, int (*)(const uint8_t*, size_t)> targets[] = {
-      {"safetensors", cs::fuzz::safetensors}, {"gguf", cs::fuzz::gguf}, {"packed", cs::fuzz::packed}};
+      {"safetensors", cs::fuzz::safetensors},
+      {"gguf", cs::fuzz::gguf},
+      {"packed", cs::fuzz::packed}};
   size_t runs = 0;
   for (const auto& [name, fn] : targets) {
     const fs::path dir = fs::path(argv[1]) / name;
@@ -34,8 +36,12 @@ int main(int argc, char** argv) {
         std::vector<uint8_t> b(seed.begin(), seed.end());
         if (m >= 0 && !b.empty()) {
           switch (rng() % 3) {
-            case 0: b.resize(rng() % b.size()); break;
-            case 1: for (int k = 0; k < 4; ++k) b[rng() % b.size()] ^= uint8_t(1u << (rng() % 8)); break;
+            case 0:
+              b.resize(rng() % b.size());
+              break;
+            case 1:
+              for (int k = 0; k < 4; ++k) b[rng() % b.size()] ^= uint8_t(1u << (rng() % 8));
+              break;
             default: {
               const size_t at = rng() % b.size();
               const uint64_t v = rng() % 4 == 0 ? ~0ull : rng();

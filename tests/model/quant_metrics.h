@@ -18,6 +18,7 @@ struct QuantError {
 // Against transformers' logits recorded for fixture `name` (tests/fixtures/reference).
 QuantError error_vs_reference(const Model& m, const std::string& name);
 // Against another model's logits on the same prompts.
-QuantError error_vs_model(const Model& m, const Model& ref, const std::vector<std::vector<int32_t>>& prompts);
+QuantError error_vs_model(const Model& m, const Model& ref,
+                          const std::vector<std::vector<int32_t>>& prompts);
 
 }  // namespace cs::test

@@ -64,16 +64,21 @@ TEST_CASE("quantization error vs transformers: Hugging Face input, round-to-near
       {"bf16", "bf16", {0.984, 0.00067}, {0.984, 0.00255}, {0.952, 0.00076}, {0.984, 0.00036}},
       {"q8/32", "q8/32", {0.952, 0.00534}, {0.968, 0.02117}, {0.952, 0.00267}, {0.889, 0.00247}},
       {"q4/32", "q8/32", {0.540, 0.14370}, {0.730, 0.54926}, {0.556, 0.08462}, {0.889, 0.00247}},
-      {"q4-asym/32", "q8/32", {0.524, 0.12992}, {0.746, 0.37967}, {0.698, 0.06818},
+      {"q4-asym/32",
+       "q8/32",
+       {0.524, 0.12992},
+       {0.746, 0.37967},
+       {0.698, 0.06818},
        {0.889, 0.00247}},
       {"q4/32", "q4/32", {0.254, 0.53869}, {0.444, 3.81481}, {0.317, 0.34574}, {0.349, 0.45192}},
   };
 
   test::TempDir tmp;
   for (const Case& c : cases) {
-    const std::pair<const char*, Expect> fixtures[] = {
-        {"qwen3moe", c.qwen}, {"qwen3moe-dense", c.dense}, {"qwen3moe-yarn", c.yarn},
-        {"mixtral", c.mixtral}};
+    const std::pair<const char*, Expect> fixtures[] = {{"qwen3moe", c.qwen},
+                                                       {"qwen3moe-dense", c.dense},
+                                                       {"qwen3moe-yarn", c.yarn},
+                                                       {"mixtral", c.mixtral}};
     for (const auto& [name, want] : fixtures) {
       auto m = convert(test::fixture(name), tmp.file(fmt::format("{}.cst", name)),
                        policy(c.experts, c.rest));
@@ -98,8 +103,7 @@ TEST_CASE("quantization error vs transformers: GPTQ checkpoints repack without r
     for (int64_t n = 0; n < g.rows; n += 7) {
       dequantize_row(g, n, row.data());
       for (int64_t k = 0; k < g.cols; k += 5) {
-        const float want =
-            test::gptq_weight(dir, "model.layers.1.mlp.experts.3.gate_proj", n, k);
+        const float want = test::gptq_weight(dir, "model.layers.1.mlp.experts.3.gate_proj", n, k);
         worst = std::max(worst, double(std::fabs(row[size_t(k)] - want)));
       }
     }
@@ -107,9 +111,10 @@ TEST_CASE("quantization error vs transformers: GPTQ checkpoints repack without r
     CHECK(worst <= (sym ? 0.0 : 2e-3));
     CHECK(g.dtype == DType::kQ4);
     CHECK((g.mins == nullptr) == sym);
-    check(fmt::format("qwen3moe GPTQ-Int4 {} group 32 (attention and experts)",
-                      sym ? "sym" : "asym"),
-          test::error_vs_reference(*m, "qwen3moe"), sym ? Expect{0.444, 0.35061} : Expect{0.476, 0.43619});
+    check(
+        fmt::format("qwen3moe GPTQ-Int4 {} group 32 (attention and experts)", sym ? "sym" : "asym"),
+        test::error_vs_reference(*m, "qwen3moe"),
+        sym ? Expect{0.444, 0.35061} : Expect{0.476, 0.43619});
   }
 }
 
@@ -119,7 +124,7 @@ TEST_CASE("quantization error vs transformers: GGUF files of every type made by 
   const std::pair<uint32_t, Expect> types[] = {
       // The packed file uses the default policy (q4/32 experts, q8/32 other matrices); 4-bit
       // GGUF codes are kept as they are (Q4_0 -> q4/32, Q4_1 -> q4-asym/32).
-      {kGgmlF32, {0.540, 0.14370}},  {kGgmlF16, {0.540, 0.14403}}, {kGgmlBF16, {0.508, 0.15506}},
+      {kGgmlF32, {0.540, 0.14370}},  {kGgmlF16, {0.540, 0.14403}},  {kGgmlBF16, {0.508, 0.15506}},
       {kGgmlQ8_0, {0.571, 0.15228}}, {kGgmlQ4_0, {0.254, 0.54564}}, {kGgmlQ4_1, {0.349, 0.42640}}};
   for (const auto& [type, want] : types) {
     GgufExportTypes t;

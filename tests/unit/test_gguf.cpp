@@ -8,13 +8,13 @@
 
 #include "common/error.h"
 #include "kernels/quant.h"
+#include "runtime/engine/session.h"
 #include "runtime/format/checkpoint.h"
 #include "runtime/format/converter.h"
 #include "runtime/format/gguf.h"
 #include "runtime/format/gguf_export.h"
 #include "runtime/format/gguf_quants.h"
 #include "runtime/format/synth.h"
-#include "runtime/engine/session.h"
 #include "tests/common/fixtures.h"
 
 using namespace cs;
@@ -58,13 +58,20 @@ void split_gguf(const std::string& src, const std::string& stem, int parts) {
     GgufWriter g(out);
     if (p == 0) {
       for (const auto& [k, v] : c.meta.items()) {
-        if (v.is_string()) g.set_str(k, v.get<std::string>());
-        else if (v.is_boolean()) g.set_bool(k, v.get<bool>());
-        else if (v.is_number_integer()) g.set_u32(k, v.get<uint32_t>());
-        else if (v.is_number_float()) g.set_f32(k, v.get<float>());
-        else if (v.is_array() && !v.empty() && v[0].is_string()) g.set_strs(k, v.get<std::vector<std::string>>());
-        else if (v.is_array() && !v.empty() && v[0].is_number_integer()) g.set_i32s(k, v.get<std::vector<int32_t>>());
-        else if (v.is_array()) g.set_f32s(k, v.get<std::vector<float>>());
+        if (v.is_string())
+          g.set_str(k, v.get<std::string>());
+        else if (v.is_boolean())
+          g.set_bool(k, v.get<bool>());
+        else if (v.is_number_integer())
+          g.set_u32(k, v.get<uint32_t>());
+        else if (v.is_number_float())
+          g.set_f32(k, v.get<float>());
+        else if (v.is_array() && !v.empty() && v[0].is_string())
+          g.set_strs(k, v.get<std::vector<std::string>>());
+        else if (v.is_array() && !v.empty() && v[0].is_number_integer())
+          g.set_i32s(k, v.get<std::vector<int32_t>>());
+        else if (v.is_array())
+          g.set_f32s(k, v.get<std::vector<float>>());
       }
     }
     g.set_u32("split.count", uint32_t(parts));
@@ -83,10 +90,9 @@ void split_gguf(const std::string& src, const std::string& stem, int parts) {
 }  // namespace
 
 TEST_CASE("GGML block formats: quantize then dequantize stays within each type's step") {
-  const std::pair<uint32_t, double> kTypes[] = {{kGgmlQ4_0, 0.10}, {kGgmlQ4_1, 0.08},
-                                                {kGgmlQ8_0, 0.005}, {kGgmlQ4_K, 0.10},
-                                                {kGgmlQ6_K, 0.03}, {kGgmlF16, 1e-3},
-                                                {kGgmlBF16, 8e-3}, {kGgmlF32, 0}};
+  const std::pair<uint32_t, double> kTypes[] = {
+      {kGgmlQ4_0, 0.10}, {kGgmlQ4_1, 0.08}, {kGgmlQ8_0, 0.005}, {kGgmlQ4_K, 0.10},
+      {kGgmlQ6_K, 0.03}, {kGgmlF16, 1e-3},  {kGgmlBF16, 8e-3},  {kGgmlF32, 0}};
   for (auto [type, tol] : kTypes) {
     const std::vector<float> x = random_row(512, type + 1);
     std::vector<uint8_t> q(gguf_row_bytes(type, 512));
@@ -154,9 +160,8 @@ TEST_CASE("GGUF: unsupported tensor types and architectures are named") {
     uint32_t t = 13;
     b.replace(type_at, 4, std::string(reinterpret_cast<const char*>(&t), 4));
     write_all(tmp.file("q5k.gguf"), b);
-    const std::string e = error_of([&] {
-      convert_to_packed(*open_checkpoint(tmp.file("q5k.gguf")), tmp.file("x.cst"), {});
-    });
+    const std::string e = error_of(
+        [&] { convert_to_packed(*open_checkpoint(tmp.file("q5k.gguf")), tmp.file("x.cst"), {}); });
     CHECK(e.find("Q5_K") != std::string::npos);
     CHECK(e.find("blk.0.attn_q.weight") != std::string::npos);
     CHECK(!std::filesystem::exists(tmp.file("x.cst")));
@@ -172,6 +177,7 @@ TEST_CASE("GGUF: unsupported tensor types and architectures are named") {
   }
   {
     write_all(tmp.file("cut.gguf"), bytes.substr(0, bytes.size() - 100));
-    CHECK(error_of([&] { GgufFile f(tmp.file("cut.gguf")); }).find("truncated") != std::string::npos);
+    CHECK(error_of([&] { GgufFile f(tmp.file("cut.gguf")); }).find("truncated") !=
+          std::string::npos);
   }
 }

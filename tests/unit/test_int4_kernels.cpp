@@ -34,8 +34,8 @@ QMat random_q4(int64_t rows, int64_t cols, int group, bool asym, uint32_t seed) 
                     &m.scales[size_t(r * cols / group)],
                     asym ? &m.mins[size_t(r * cols / group)] : nullptr);
   }
-  m.view = {DType::kQ4, m.codes.data(), m.scales.data(), asym ? m.mins.data() : nullptr,
-            rows, cols, group};
+  m.view = {DType::kQ4, m.codes.data(), m.scales.data(), asym ? m.mins.data() : nullptr, rows,
+            cols,       group};
   return m;
 }
 
@@ -100,10 +100,11 @@ TEST_CASE("MoE over packed INT4 expert blobs equals the same experts dequantized
         std::vector<float> row(static_cast<size_t>(m.cols));
         for (int64_t r = 0; r < m.rows; ++r) {
           for (float& v : row) v = d(rng);
-          quantize_row_q4(row, 32, asym, blobs[e].data() + m.data_offset + r * m.cols / 2,
-                          reinterpret_cast<uint16_t*>(blobs[e].data() + m.scales_offset) + r * m.cols / 32,
-                          asym ? reinterpret_cast<uint16_t*>(blobs[e].data() + m.mins_offset) + r * m.cols / 32
-                               : nullptr);
+          quantize_row_q4(
+              row, 32, asym, blobs[e].data() + m.data_offset + r * m.cols / 2,
+              reinterpret_cast<uint16_t*>(blobs[e].data() + m.scales_offset) + r * m.cols / 32,
+              asym ? reinterpret_cast<uint16_t*>(blobs[e].data() + m.mins_offset) + r * m.cols / 32
+                   : nullptr);
         }
       }
       q[e] = expert_views(L, blobs[e].data());
@@ -112,7 +113,8 @@ TEST_CASE("MoE over packed INT4 expert blobs equals the same experts dequantized
       for (int i = 0; i < 3; ++i) {
         std::vector<float>& v = dense[size_t(e * 3 + i)];
         v.resize(size_t(src[i]->rows * src[i]->cols));
-        for (int64_t r = 0; r < src[i]->rows; ++r) dequantize_row(*src[i], r, &v[size_t(r * src[i]->cols)]);
+        for (int64_t r = 0; r < src[i]->rows; ++r)
+          dequantize_row(*src[i], r, &v[size_t(r * src[i]->cols)]);
         *dst[i] = {DType::kF32, v.data(), nullptr, nullptr, src[i]->rows, src[i]->cols, 0};
       }
     }

@@ -131,9 +131,19 @@ ConvertResult convert_to_packed(const Checkpoint& in, const std::string& out,
   ConvertResult result;
   const std::vector<int> layers = moe_layers(c);
   if (!layers.empty()) {
-    auto gate = in.open({WeightRole::kExpertGate, layers[0], 0});
+    // One format for every blob: the stored 4-bit format of the first expert's matrices when
+    // the policy keeps them (asymmetric if any is, the smallest group), so that mixed files
+    // (Q4_0 with Q4_1, Q4_K with Q6_K) lose nothing that can be kept.
+    std::optional<TensorFormat> native;
+    for (WeightRole r : {WeightRole::kExpertGate, WeightRole::kExpertUp, WeightRole::kExpertDown}) {
+      const std::optional<TensorFormat> n = in.open({r, layers[0], 0})->native();
+      if (!n || n->dtype != DType::kQ4) continue;
+      if (!native) native = n;
+      native->asymmetric = native->asymmetric || n->asymmetric;
+      native->group = std::min(native->group, n->group);
+    }
     std::string m1, m2;
-    TensorFormat f = choose_format(o.policy, WeightClass::kExperts, gate->native());
+    TensorFormat f = choose_format(o.policy, WeightClass::kExperts, native);
     f = fit_format(fit_format(f, c.hidden_size, &m1), c.moe_intermediate_size, &m2);
     note("experts", m1.empty() ? m2 : m1);
     result.expert_format = f;

@@ -75,6 +75,23 @@ void encode_rows(const SourceMatrix& src, const TensorFormat& f, int64_t r0, int
                      f.asymmetric ? mins + size_t(i) * ng : nullptr);
     return;
   }
+  // Stored Q4 codes also fit, exactly, a Q4 target with a group dividing theirs (scales repeat)
+  // and an asymmetric target when they are symmetric (m = -8 d is exact in fp16).
+  if (nat && nat->dtype == DType::kQ4 && f.dtype == DType::kQ4 && nat->group % f.group == 0 &&
+      (f.asymmetric || !nat->asymmetric)) {
+    const size_t nn = size_t(C / nat->group), rep = size_t(nat->group / f.group);
+    std::vector<uint16_t> s(nn), m(nn);
+    for (int64_t i = 0; i < n; ++i) {
+      src.row_native(r0 + i, data + size_t(i) * row_bytes, s.data(), m.data());
+      for (size_t g = 0; g < ng; ++g) {
+        scales[size_t(i) * ng + g] = s[g / rep];
+        if (f.asymmetric)
+          mins[size_t(i) * ng + g] =
+              nat->asymmetric ? m[g / rep] : f32_to_f16(-8.0f * f16_to_f32(s[g / rep]));
+      }
+    }
+    return;
+  }
   std::vector<float> row(static_cast<size_t>(C));
   for (int64_t i = 0; i < n; ++i) {
     src.row_f32(r0 + i, row.data());

@@ -42,7 +42,8 @@ std::unique_ptr<SourceMatrix> permuted_rows(std::unique_ptr<SourceMatrix> inner,
 
 // Encodes rows [r0, r0 + n) of `src` in format `f`: `data` gets n rows (see dtype_data_bytes),
 // `scales`/`mins` n * cols/group values where the format has them. Uses the stored codes when
-// f equals src.native(), and round-to-nearest from floats otherwise.
+// they fit f exactly (same format; or Q4 codes into a Q4 target whose group divides theirs,
+// symmetric into asymmetric), and round-to-nearest from floats otherwise.
 void encode_rows(const SourceMatrix& src, const TensorFormat& f, int64_t r0, int64_t n,
                  uint8_t* data, uint16_t* scales, uint16_t* mins);
 

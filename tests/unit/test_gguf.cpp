@@ -14,6 +14,7 @@
 #include "runtime/format/gguf.h"
 #include "runtime/format/gguf_export.h"
 #include "runtime/format/gguf_quants.h"
+#include "runtime/format/source_matrix.h"
 #include "runtime/format/synth.h"
 #include "tests/common/fixtures.h"
 
@@ -179,5 +180,28 @@ TEST_CASE("GGUF: unsupported tensor types and architectures are named") {
     write_all(tmp.file("cut.gguf"), bytes.substr(0, bytes.size() - 100));
     CHECK(error_of([&] { GgufFile f(tmp.file("cut.gguf")); }).find("truncated") !=
           std::string::npos);
+  }
+}
+
+TEST_CASE("stored Q4 codes re-encode exactly into a smaller group and into asymmetric Q4") {
+  const int n = 256;
+  const std::vector<float> x = random_row(n, 42);
+  std::vector<uint8_t> codes(n / 2);
+  std::vector<uint16_t> scales(n / 128);
+  quantize_row_q4(x, 128, false, codes.data(), scales.data(), nullptr);
+  const MatView v{DType::kQ4, codes.data(), scales.data(), nullptr, 1, n, 128};
+  std::vector<float> want(n), got(n);
+  dequantize_row(v, 0, want.data());
+  auto src = matview_source(v);
+  for (const char* target : {"q4/32", "q4-asym/64", "q4-asym/128"}) {
+    const TensorFormat f = parse_tensor_format(target, "test");
+    std::vector<uint8_t> c2(n / 2);
+    std::vector<uint16_t> s2(n / f.group), m2(n / f.group);
+    encode_rows(*src, f, 0, 1, c2.data(), s2.data(), m2.data());
+    const MatView w{DType::kQ4, c2.data(), s2.data(), f.asymmetric ? m2.data() : nullptr,
+                    1,          n,         f.group};
+    dequantize_row(w, 0, got.data());
+    CAPTURE(target);
+    CHECK(got == want);
   }
 }

@@ -78,7 +78,7 @@ class GgufCheckpoint final : public Checkpoint {
     }
     c.torch_dtype = "bfloat16";
     const GgufTensor& embd = need("token_embd.weight");
-    if (embd.dims.size() != 2 || embd.dims[1] > (int64_t(1) << 31))
+    if (embd.dims.size() != 2 || embd.dims[1] >= (int64_t(1) << 31))
       fail(ErrorKind::kBadFile, "{}: token_embd.weight must be 2-D", path);
     c.vocab_size = int(embd.dims[1]);
     c.tie_word_embeddings = model_.find("output.weight") == nullptr;

@@ -34,5 +34,8 @@ void add_eval_input_options(CLI::App* cmd, std::string& model, std::string& file
 // The evaluation window: `requested` (--ctx) or, when 0, 512 capped by the model's context.
 int resolve_eval_ctx(const ModelConfig& c, int requested);
 void register_bench(CLI::App& app);
+void register_convert(CLI::App& app);
+void register_info(CLI::App& app);
+void register_synth(CLI::App& app);
 
 }  // namespace cs::cli

@@ -15,6 +15,9 @@ int main(int argc, char** argv) {
   cs::cli::register_perplexity(app);
   cs::cli::register_routing_stats(app);
   cs::cli::register_bench(app);
+  cs::cli::register_convert(app);
+  cs::cli::register_info(app);
+  cs::cli::register_synth(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "common/units.h"
+
 namespace cs::cli {
 namespace {
 
@@ -18,15 +20,17 @@ std::string duration(double s) {
 
 }  // namespace
 
-ProgressBar::ProgressBar(std::string label, int64_t total, std::string unit)
+ProgressBar::ProgressBar(std::string label, int64_t total, std::string unit, bool quiet)
     : label_(std::move(label)),
       unit_(std::move(unit)),
       total_(std::max<int64_t>(total, 1)),
+      quiet_(quiet),
       tty_(isatty(STDERR_FILENO) == 1),
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
 
 void ProgressBar::update(int64_t done, const std::string& extra) {
+  if (quiet_) return;
   const auto now = std::chrono::steady_clock::now();
   if (tty_) {
     if (now - last_draw_ < std::chrono::milliseconds(100)) return;
@@ -41,7 +45,11 @@ void ProgressBar::update(int64_t done, const std::string& extra) {
 }
 
 void ProgressBar::finish(const std::string& extra) {
-  draw(total_, extra, true);
+  if (!quiet_) draw(total_, extra, true);
+}
+
+std::string ProgressBar::count(double n) const {
+  return unit_ == "bytes" ? format_bytes(n) : fmt::format("{:.0f} {}", n, unit_);
 }
 
 void ProgressBar::draw(int64_t done, const std::string& extra, bool final) {
@@ -54,9 +62,12 @@ void ProgressBar::draw(int64_t done, const std::string& extra, bool final) {
   const int filled = int(frac * kWidth);
   const std::string bar =
       std::string(size_t(filled), '#') + std::string(size_t(kWidth - filled), '.');
-  const std::string line = fmt::format(
-      "{} [{}] {:3.0f}% {}/{} {} {:.1f} {}/s {} {}", label_, bar, 100 * frac, done, total_, unit_,
-      rate, unit_, final ? fmt::format("in {}", duration(secs)) : "ETA " + duration(eta), extra);
+  const std::string rate_str =
+      unit_ == "bytes" ? format_bytes(rate) + "/s" : fmt::format("{:.1f} {}/s", rate, unit_);
+  const std::string line =
+      fmt::format("{} [{}] {:3.0f}% {} / {} {} {} {}", label_, bar, 100 * frac, count(double(done)),
+                  count(double(total_)), rate_str,
+                  final ? fmt::format("in {}", duration(secs)) : "ETA " + duration(eta), extra);
   if (tty_)
     fmt::print(stderr, "\r{}\x1b[K{}", line, final ? "\n" : "");
   else

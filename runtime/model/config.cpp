@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <limits>
+#include <type_traits>
 
 #include "common/error.h"
 
@@ -11,13 +13,48 @@ namespace {
 
 using nlohmann::json;
 
+// True when an integer JSON value fits an int (values from files are not trusted).
+bool fits_int(const json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>() <= uint64_t(std::numeric_limits<int>::max());
+  const int64_t i = v.get<int64_t>();
+  return i >= std::numeric_limits<int>::min() && i <= std::numeric_limits<int>::max();
+}
+
+// Converts a JSON value to T, checking type and range first (a bare v.get<T>() of an
+// out-of-range number is undefined behaviour). Throws naming the field.
+template <typename T>
+T checked_get(const json& v, const char* key, const std::string& path) {
+  if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, std::string>) {
+    if ((std::is_same_v<T, bool> && !v.is_boolean()) ||
+        (std::is_same_v<T, std::string> && !v.is_string()))
+      fail(ErrorKind::kBadFile, "{}: field '{}' has the wrong type: {}", path, key, v.dump());
+    return v.get<T>();
+  } else if constexpr (std::is_integral_v<T>) {
+    if (!v.is_number_integer() || !fits_int(v))
+      fail(ErrorKind::kBadFile, "{}: field '{}' must be a 32-bit integer, got {}", path, key,
+           v.dump());
+    return v.get<T>();
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (!v.is_number() || !(std::fabs(v.get<double>()) <= double(std::numeric_limits<T>::max())))
+      fail(ErrorKind::kBadFile, "{}: field '{}' must be a number, got {}", path, key, v.dump());
+    return T(v.get<double>());
+  } else {  // std::vector<int>
+    if (!v.is_array())
+      fail(ErrorKind::kBadFile, "{}: field '{}' must be an array, got {}", path, key, v.dump());
+    T out;
+    for (const json& e : v) out.push_back(checked_get<typename T::value_type>(e, key, path));
+    return out;
+  }
+}
+
 // Reads an integer field that must be present.
 int need_int(const json& j, const char* key, const std::string& path) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null())
     fail(ErrorKind::kBadFile, "{}: missing field '{}' (expected an integer)", path, key);
-  if (!it->is_number_integer())
-    fail(ErrorKind::kBadFile, "{}: field '{}' must be an integer, got {}", path, key, it->dump());
+  if (!it->is_number_integer() || !fits_int(*it))
+    fail(ErrorKind::kBadFile, "{}: field '{}' must be a 32-bit integer, got {}", path, key,
+         it->dump());
   return it->get<int>();
 }
 
@@ -35,12 +72,7 @@ T get_or(const json& j, std::initializer_list<const char*> keys, T fallback,
          const std::string& path) {
   const json* v = find_any(j, keys);
   if (!v) return fallback;
-  try {
-    return v->get<T>();
-  } catch (const json::exception&) {
-    fail(ErrorKind::kBadFile, "{}: field '{}' has the wrong type: {}", path, *keys.begin(),
-         v->dump());
-  }
+  return checked_get<T>(*v, *keys.begin(), path);
 }
 
 void parse_rope(const json& j, ModelConfig& c, const std::string& path) {
@@ -98,6 +130,9 @@ void ModelConfig::validate(const std::string& source) const {
     fail(ErrorKind::kBadFile,
          "{}: num_attention_heads ({}) must be a multiple of num_key_value_heads ({})", source,
          n_heads, n_kv_heads);
+  if (int64_t(n_heads) * head_dim > std::numeric_limits<int>::max())
+    fail(ErrorKind::kBadFile, "{}: num_attention_heads x head_dim ({} x {}) is too large", source,
+         n_heads, head_dim);
   if (head_dim % 2 != 0)
     fail(ErrorKind::kBadFile, "{}: head_dim ({}) must be even for RoPE", source, head_dim);
   bool any_moe = false, any_dense = false;
@@ -146,9 +181,9 @@ ModelConfig parse_hf_config(const json& j, const std::string& path) {
   c.bos_token_id = get_or<int>(j, {"bos_token_id"}, -1, path);
   if (const json* eos = find_any(j, {"eos_token_id"})) {
     if (eos->is_array())
-      for (const auto& e : *eos) c.eos_token_ids.push_back(e.get<int>());
-    else if (eos->is_number_integer())
-      c.eos_token_ids.push_back(eos->get<int>());
+      c.eos_token_ids = checked_get<std::vector<int>>(*eos, "eos_token_id", path);
+    else
+      c.eos_token_ids.push_back(checked_get<int>(*eos, "eos_token_id", path));
   }
   c.n_experts = get_or<int>(j, {"num_experts", "num_local_experts"}, 0, path);
   c.n_experts_per_tok = get_or<int>(j, {"num_experts_per_tok"}, 0, path);

@@ -15,11 +15,16 @@
 namespace cs {
 
 class Tokenizer;
+class PackedFile;
 
 class Model {
  public:
-  // Loads a Hugging Face directory. Throws cs::Error naming the file and what was wrong.
+  // Loads a Hugging Face directory or a packed .cst file (recognised by its magic). Throws
+  // cs::Error naming the file and what was wrong.
   static std::unique_ptr<Model> load(const std::string& path);
+  // Loads a packed file: weights are views into its mapping, experts come from a store that
+  // checks each blob's checksum the first time it is used (runtime/model/packed_model.cpp).
+  static std::unique_ptr<Model> load_packed(const std::string& path);
   // Builds a model over an already-open tensor source (used by the loaders above).
   static std::unique_ptr<Model> from_source(ModelConfig config,
                                             std::unique_ptr<TensorSource> source);
@@ -37,6 +42,8 @@ class Model {
   // The tokenizer shipped with the model, or null when it has none.
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }
   void set_tokenizer(std::unique_ptr<Tokenizer> t);
+  // The packed file the model was loaded from (header, tokenizer blob, chat template), or null.
+  const PackedFile* packed_file() const { return packed_.get(); }
 
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -51,6 +58,7 @@ class Model {
   std::unique_ptr<ExpertStore> experts_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::shared_ptr<void> owner_;  // from_weights: the memory the views point into
+  std::shared_ptr<const PackedFile> packed_;
   friend class HfWeightBinder;
 };
 

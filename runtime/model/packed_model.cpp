@@ -1,0 +1,90 @@
+// Model::load_packed: a model over a packed file's mapping.
+#include <atomic>
+#include <memory>
+
+#include "common/error.h"
+#include "runtime/format/packed_reader.h"
+#include "runtime/model/model.h"
+#include "runtime/model/weight_id.h"
+#include "runtime/tokenizer/tokenizer.h"
+
+namespace cs {
+namespace {
+
+// Expert blobs in the mapping. Each blob's checksum is checked the first time it is viewed, so
+// a corrupt expert fails with its layer and expert named instead of computing garbage.
+// Thread-safety: host_view may be called concurrently (two threads may both verify a blob).
+class PackedExpertStore final : public ExpertStore {
+ public:
+  explicit PackedExpertStore(std::shared_ptr<const PackedFile> file)
+      : file_(std::move(file)),
+        moe_index_(size_t(file_->config().n_layers), -1),
+        verified_(new std::atomic<uint8_t>[file_->index().expert_xxh3.size()]()) {
+    const std::vector<int>& layers = file_->index().moe_layers;
+    for (size_t m = 0; m < layers.size(); ++m) moe_index_[size_t(layers[m])] = int(m);
+  }
+  int n_layers() const override { return file_->config().n_layers; }
+  int n_experts() const override { return file_->config().n_experts; }
+  ExpertWeights host_view(int layer, int expert) const override {
+    const int m = moe_index_.at(size_t(layer));
+    if (m < 0 || expert < 0 || expert >= n_experts()) return {};
+    std::atomic<uint8_t>& ok = verified_[size_t(m) * size_t(n_experts()) + size_t(expert)];
+    if (!ok.load(std::memory_order_acquire)) {
+      file_->verify_expert(size_t(m), expert);
+      ok.store(1, std::memory_order_release);
+    }
+    return file_->expert(size_t(m), expert);
+  }
+
+ private:
+  std::shared_ptr<const PackedFile> file_;
+  std::vector<int> moe_index_;
+  std::unique_ptr<std::atomic<uint8_t>[]> verified_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load_packed(const std::string& path) {
+  auto file = std::make_shared<const PackedFile>(path);
+  file->verify_resident();
+  std::unique_ptr<Model> m(new Model());
+  m->path_ = path;
+  m->config_ = file->config();
+  const ModelConfig& c = m->config_;
+  ModelWeights& w = m->weights_;
+  // PackedFile::parse has checked that every tensor below exists with its shape.
+  auto get = [&](WeightRole r, int layer = -1) { return file->tensor(canonical_name({r, layer})); };
+  w.embed = get(WeightRole::kEmbed);
+  w.final_norm = get(WeightRole::kFinalNorm);
+  w.lm_head = c.tie_word_embeddings ? w.embed : get(WeightRole::kLmHead);
+  w.layers.resize(size_t(c.n_layers));
+  for (int l = 0; l < c.n_layers; ++l) {
+    LayerWeights& L = w.layers[size_t(l)];
+    L.attn_norm = get(WeightRole::kAttnNorm, l);
+    L.ffn_norm = get(WeightRole::kFfnNorm, l);
+    L.wq = get(WeightRole::kQ, l);
+    L.wk = get(WeightRole::kK, l);
+    L.wv = get(WeightRole::kV, l);
+    L.wo = get(WeightRole::kO, l);
+    if (c.qk_norm) {
+      L.q_norm = get(WeightRole::kQNorm, l);
+      L.k_norm = get(WeightRole::kKNorm, l);
+    }
+    if (c.is_moe_layer(l)) {
+      L.router = get(WeightRole::kRouter, l);
+    } else {
+      L.dense.gate = get(WeightRole::kDenseGate, l);
+      L.dense.up = get(WeightRole::kDenseUp, l);
+      L.dense.down = get(WeightRole::kDenseDown, l);
+    }
+  }
+  m->experts_ = std::make_unique<PackedExpertStore>(file);
+  // LEAD: wire the tokenizer here once runtime/tokenizer defines load_tokenizer() (this is the
+  // only call site; until then the blob is reachable through packed_file()->tokenizer_blob()):
+  //   if (auto blob = file->tokenizer_blob())
+  //     m->set_tokenizer(load_tokenizer(blob->kind, blob->bytes, path));
+  m->packed_ = std::move(file);
+  return m;
+}
+
+}  // namespace cs

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The coldstream command end to end: convert, info --verify, logits of the packed file, --force,
+# synth with its GGUF twin, and errors that name the bad flag. Usage: cli_smoke.sh COLDSTREAM FIXTURES
+set -u
+cs=$1 fx=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "cli_smoke: $*"; exit 1; }
+
+"$cs" convert -q "$fx/qwen3moe" "$tmp/q.cst" >/dev/null || fail "convert failed"
+"$cs" info "$tmp/q.cst" --verify --vram-budget 200KiB >"$tmp/info" 2>&1 || fail "info failed"
+grep -q "all 24 expert checksums match" "$tmp/info" || fail "info --verify: $(cat "$tmp/info")"
+grep -q "VRAM budget" "$tmp/info" || fail "info --vram-budget printed nothing"
+"$cs" logits -m "$tmp/q.cst" --ids 1,2,3 | grep -q '^\[\[' || fail "logits of a packed file"
+"$cs" convert -q "$fx/qwen3moe" "$tmp/q.cst" 2>"$tmp/err" && fail "overwrote without --force"
+grep -q -- "--force" "$tmp/err" || fail "no --force hint: $(cat "$tmp/err")"
+"$cs" convert -q --force --experts q4-asym/64 "$fx/qwen3moe" "$tmp/q.cst" >/dev/null || fail "--force"
+"$cs" convert -q --experts q5/32 "$fx/qwen3moe" "$tmp/x.cst" 2>"$tmp/err" && fail "accepted q5/32"
+grep -q -- "--experts" "$tmp/err" || fail "bad format not named: $(cat "$tmp/err")"
+"$cs" synth --shape qwen3-999b --out "$tmp/s.cst" 2>"$tmp/err" && fail "accepted a bad --shape"
+grep -q "qwen3-235b-a22b" "$tmp/err" || fail "bad --shape does not list shapes: $(cat "$tmp/err")"
+"$cs" synth -q --shape tiny-mixtral --out "$tmp/s.cst" --gguf "$tmp/s.gguf" --probe-tokens 32 \
+  >"$tmp/synth" || fail "synth failed"
+grep -q "normalized entropy" "$tmp/synth" || fail "synth printed no routing entropy"
+"$cs" convert -q "$tmp/s.gguf" "$tmp/g.cst" >/dev/null || fail "GGUF twin does not convert"
+[ "$("$cs" logits -m "$tmp/s.cst" --ids 4,5)" = "$("$cs" logits -m "$tmp/g.cst" --ids 4,5)" ] ||
+  fail "GGUF twin logits differ"
+echo "cli_smoke: 1 passed, 0 failed"

@@ -11,6 +11,10 @@
 #include "kernels/backend.h"
 #include "runtime/model/config.h"
 
+namespace cs {
+class Tokenizer;
+}
+
 namespace cs::cli {
 
 // Parses "1,2,3" into token ids; throws cs::Error naming `flag` on bad input.
@@ -18,6 +22,10 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag)
 
 // The backend a command runs on: the fast CPU backend (all physical cores, best instruction set).
 std::unique_ptr<Backend> make_backend();
+
+// The tokenizer named by --model DIR or --tokenizer FILE (exactly one must be given).
+std::unique_ptr<Tokenizer> load_cli_tokenizer(const std::string& model,
+                                              const std::string& tokenizer);
 
 // Each subcommand registers itself: adds its options and sets its callback.
 void register_generate(CLI::App& app);
@@ -30,5 +38,9 @@ void add_eval_input_options(CLI::App* cmd, std::string& model, std::string& file
                             std::string& ids_file, int& ctx, int64_t& max_tokens);
 // The evaluation window: `requested` (--ctx) or, when 0, 512 capped by the model's context.
 int resolve_eval_ctx(const ModelConfig& c, int requested);
+void register_tokenize(CLI::App& app);
+void register_bench_tokenizer(CLI::App& app);
+void register_template(CLI::App& app);
+void register_chat(CLI::App& app);
 
 }  // namespace cs::cli

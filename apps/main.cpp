@@ -14,6 +14,10 @@ int main(int argc, char** argv) {
   cs::cli::register_logits(app);
   cs::cli::register_perplexity(app);
   cs::cli::register_routing_stats(app);
+  cs::cli::register_tokenize(app);
+  cs::cli::register_bench_tokenizer(app);
+  // cs::cli::register_template(app);
+  // cs::cli::register_chat(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -13,7 +13,8 @@
 
 namespace cs {
 class Tokenizer;
-}
+struct ChatTemplate;
+}  // namespace cs
 
 namespace cs::cli {
 
@@ -26,6 +27,9 @@ std::unique_ptr<Backend> make_backend();
 // The tokenizer named by --model DIR or --tokenizer FILE (exactly one must be given).
 std::unique_ptr<Tokenizer> load_cli_tokenizer(const std::string& model,
                                               const std::string& tokenizer);
+
+// The chat template of a model directory: its tokenizer's template text, else its model type.
+ChatTemplate chat_template_for_model(const std::string& model_dir);
 
 // Each subcommand registers itself: adds its options and sets its callback.
 void register_generate(CLI::App& app);

@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   cs::cli::register_routing_stats(app);
   cs::cli::register_tokenize(app);
   cs::cli::register_bench_tokenizer(app);
-  // cs::cli::register_template(app);
+  cs::cli::register_template(app);
   // cs::cli::register_chat(app);
   try {
     app.parse(argc, argv);

@@ -71,6 +71,7 @@ class ChatSession {
   void set_system_prompt(std::string text);
   void set_thinking(bool on) { options_.thinking = on; }
   ChatOptions& options() { return options_; }
+  const ChatOptions& options() const { return options_; }
   const ChatTemplate& chat_template() const { return template_; }
   const std::vector<ChatMessage>& messages() const { return messages_; }
   // The conversation without the system prompt.

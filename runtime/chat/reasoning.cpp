@@ -35,14 +35,18 @@ void ReasoningSplitter::push(std::string_view text) {
         if (rest.starts_with(kOpen)) {
           saw_think_ = true;
           held_.erase(0, b + kOpen.size());
-          // The newline after <think> belongs to the tag.
-          if (!held_.empty() && held_[0] == '\n') held_.erase(0, 1);
-          state_ = State::kReasoning;
+          state_ = State::kReasoningStart;
           continue;
         }
         state_ = State::kAnswer;
         continue;
       }
+      case State::kReasoningStart:
+        // The newline after <think> belongs to the tag.
+        if (held_.empty()) return;
+        if (held_[0] == '\n') held_.erase(0, 1);
+        state_ = State::kReasoning;
+        continue;
       case State::kReasoning: {
         const size_t p = held_.find(kClose);
         if (p == std::string::npos) {
@@ -80,7 +84,7 @@ void ReasoningSplitter::push(std::string_view text) {
 }
 
 void ReasoningSplitter::finish() {
-  if (state_ == State::kReasoning) {
+  if (state_ == State::kReasoning || state_ == State::kReasoningStart) {
     out(ReplyPart::kReasoning, held_);  // a reply cut off inside its reasoning
   } else if (state_ != State::kAnswerStart) {
     out(ReplyPart::kAnswer, held_);

@@ -25,7 +25,7 @@ class ReasoningSplitter {
   const std::string& answer() const { return answer_; }
 
  private:
-  enum class State { kStart, kReasoning, kAnswerStart, kAnswer };
+  enum class State { kStart, kReasoningStart, kReasoning, kAnswerStart, kAnswer };
   void out(ReplyPart part, std::string_view text);
   Sink sink_;
   State state_ = State::kStart;

@@ -119,9 +119,9 @@ BpeSpec parse_hf_tokenizer_json(std::string_view text, std::string_view origin) 
       have_model = true;
       return sc.object(v, [&](const std::string& mk, size_t mv) -> size_t {
         if (mk == "vocab") {
-          if (!sc.at(mv, '{'))
-            fail(ErrorKind::kUnsupported, "{}: 'model.vocab' must be an object of token: id",
-                 origin);
+          // Not an object: another model's vocabulary (Unigram's is a list); the type check
+          // below names the model.
+          if (!sc.at(mv, '{')) return sc.skip(mv);
           vocab.reserve(160000);
           return sc.object(mv, [&](const std::string& tok, size_t iv) -> size_t {
             long long id = 0;
@@ -177,7 +177,9 @@ BpeSpec parse_hf_tokenizer_json(std::string_view text, std::string_view origin) 
          "{}: 'model.type' is '{}'; only BPE tokenizer.json files are supported (use "
          "tokenizer.model for SentencePiece models)",
          origin, model_type);
-  if (vocab.empty()) fail(ErrorKind::kBadFile, "{}: 'model.vocab' is missing or empty", origin);
+  if (vocab.empty())
+    fail(ErrorKind::kBadFile, "{}: 'model.vocab' is missing, empty or not an object of token: id",
+         origin);
   spec.tokens.resize(size_t(maxid + 1));
   for (auto& [tok, id] : vocab) spec.tokens[id] = std::move(tok);
   apply_normalizer(normalizer, origin, &spec);

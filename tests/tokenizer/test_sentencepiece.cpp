@@ -1,0 +1,91 @@
+// SentencePiece through libsentencepiece, with a model trained here by sentencepiece's trainer.
+#include <doctest/doctest.h>
+#include <sentencepiece_processor.h>
+
+#include <algorithm>
+
+#include "common/error.h"
+#include "runtime/tokenizer/sentencepiece.h"
+#include "runtime/tokenizer/stream_decoder.h"
+#include "runtime/tokenizer/utf8.h"
+#include "tests/common/chat_model.h"
+
+using namespace cs;
+
+namespace {
+
+const std::string& trained() {
+  static const std::string m = test::train_sentencepiece(400);
+  return m;
+}
+
+std::string stream_decode(const Tokenizer& t, const std::vector<int32_t>& ids, bool strip) {
+  StreamDecoder d(t, true, strip);
+  std::string out;
+  for (int32_t id : ids) {
+    const std::string p = d.push(id);
+    REQUIRE(utf8::is_valid(p));
+    out += p;
+  }
+  return out + d.flush();
+}
+
+}  // namespace
+
+TEST_CASE("sentencepiece: ids equal libsentencepiece's own; pieces and specials are exposed") {
+  auto t = load_tokenizer(kTokenizerSentencePiece, trained(), "tokenizer.model");
+  sentencepiece::SentencePieceProcessor sp;
+  REQUIRE(sp.LoadFromSerializedProto(trained()).ok());
+  CHECK(t->kind() == "sentencepiece");
+  CHECK(t->vocab_size() == 400);
+  for (const std::string& s :
+       {std::string("The model reads the weights."),
+        std::string("Every token routes two experts quickly."), std::string("unseen wörds 42")}) {
+    CAPTURE(s);
+    std::vector<int> want;
+    sp.Encode(s, &want);
+    CHECK(t->encode(s) == std::vector<int32_t>(want.begin(), want.end()));
+  }
+  CHECK(t->token_id("<|im_end|>") == 3);
+  CHECK(t->token_id("<|endoftext|>") == 1);
+  CHECK(t->token_id("no such piece") == std::nullopt);
+  CHECK(t->is_special(1));  // EOS is a control piece
+  CHECK_FALSE(t->is_special(3));
+  CHECK(t->bos_id() == -1);  // trained without BOS
+  CHECK(t->info().eos_token == "<|endoftext|>");
+}
+
+TEST_CASE("sentencepiece: control pieces in the text are parsed only when asked") {
+  auto t = load_tokenizer(kTokenizerSentencePiece, trained(), "tokenizer.model");
+  const std::vector<int32_t> parsed = t->encode("hello<|endoftext|>world", true);
+  CHECK(std::count(parsed.begin(), parsed.end(), 1) == 1);
+  const std::vector<int32_t> plain = t->encode("hello<|endoftext|>world", false);
+  CHECK(std::count(plain.begin(), plain.end(), 1) == 0);
+  // User-defined pieces are always matched by SentencePiece itself.
+  const std::vector<int32_t> ud = t->encode("<|im_start|>user", true);
+  CHECK(std::count(ud.begin(), ud.end(), 2) == 1);
+}
+
+TEST_CASE("sentencepiece: byte fallback round trips any text through the streaming decoder") {
+  auto t = load_tokenizer(kTokenizerSentencePiece, trained(), "tokenizer.model");
+  const auto* sp = dynamic_cast<const SentencePieceTokenizer*>(t.get());
+  REQUIRE(sp);
+  CHECK(sp->adds_dummy_prefix());
+  for (const std::string& s :
+       {std::string("The cache loads cold memory."),
+        std::string("Привет, 世界! 👍🏽 naïve"), std::string("tabs\tand\nnewlines")}) {
+    CAPTURE(s);
+    const std::vector<int32_t> ids = t->encode(s);
+    // SentencePiece normalises (NFKC, whitespace); compare with its own decoding.
+    sentencepiece::SentencePieceProcessor proc;
+    REQUIRE(proc.LoadFromSerializedProto(trained()).ok());
+    std::string want;
+    proc.Decode(std::vector<int>(ids.begin(), ids.end()), &want);
+    CHECK(stream_decode(*t, ids, true) == want);
+  }
+}
+
+TEST_CASE("sentencepiece: a blob that is not a model is refused with its origin") {
+  CHECK_THROWS_WITH_AS(load_tokenizer(kTokenizerSentencePiece, "not a model", "m/tokenizer.model"),
+                       doctest::Contains("m/tokenizer.model: not a SentencePiece model"), Error);
+}

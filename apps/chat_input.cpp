@@ -3,10 +3,14 @@
 #include <histedit.h>
 #include <unistd.h>
 
+#include <langinfo.h>
+
 #include <atomic>
 #include <cerrno>
+#include <clocale>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 
 namespace cs::cli {
@@ -64,6 +68,10 @@ LineInput::LineInput(bool interactive, std::string history_file) : impl_(std::ma
   impl_->interactive = interactive;
   impl_->history_file = std::move(history_file);
   if (!interactive) return;
+  // libedit converts between wide and multibyte characters with the C library: it needs a UTF-8
+  // locale to show and return anything beyond ASCII. Use the user's, else C.UTF-8.
+  std::setlocale(LC_CTYPE, "");
+  if (std::strcmp(nl_langinfo(CODESET), "UTF-8") != 0) std::setlocale(LC_CTYPE, "C.UTF-8");
   impl_->hist = history_init();
   history(impl_->hist, &impl_->ev, H_SETSIZE, 1000);
   history(impl_->hist, &impl_->ev, H_SETUNIQUE, 1);

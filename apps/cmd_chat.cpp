@@ -96,9 +96,8 @@ class Repl {
     std::string line;
     bool block = false, first = true;
     for (;;) {
-      const std::string prompt = !interactive_ ? ""
-                                 : first ? fmt::format("{}>{} ", style_.bold(), style_.reset())
-                                         : "... ";
+      // A plain prompt: libedit would count the bytes of colour escapes as columns.
+      const std::string prompt = !interactive_ ? "" : first ? "> " : "... ";
       const LineInput::Status st = input.read(prompt, &line);
       if (st == LineInput::Status::kInterrupted) {
         *text += line;

@@ -23,6 +23,7 @@ struct ChatArgs {
   std::string color = "auto";  // auto, always, never
   bool hide_reasoning = false;
   bool no_history = false;
+  bool ignore_eos = false;
   std::vector<std::string> set_flags;  // flags given on the command line (override --config)
 };
 

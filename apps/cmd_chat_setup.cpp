@@ -111,6 +111,7 @@ int run_chat(ChatArgs a, const std::string& argv0) {
   co.system_prompt = a.system;
   co.thinking = !a.no_think;
   co.max_reply_tokens = a.max_tokens;
+  co.ignore_stop_tokens = a.ignore_eos;
   co.sampling.greedy = a.greedy;
   co.sampling.temperature = a.temperature;
   co.sampling.top_k = a.top_k;
@@ -218,6 +219,8 @@ void register_chat(CLI::App& app) {
   cmd->add_option("--color", a->color, "auto, always or never")->capture_default_str();
   cmd->add_flag("--hide-reasoning", a->hide_reasoning, "Do not print the model's reasoning");
   cmd->add_flag("--no-history", a->no_history, "Do not read or write ~/.coldstream_history");
+  cmd->add_flag("--ignore-eos", a->ignore_eos,
+                "Keep generating past stop tokens until --max-tokens (benchmarks, tests)");
   cmd->callback([a, argv0, cmd] {
     for (const char* f :
          {"--model", "--system", "--no-think", "--max-tokens", "--ctx", "--temperature", "--top-k",

@@ -149,7 +149,7 @@ ChatTurnStats ChatSession::send(std::string_view user_text, const StreamFn& on_t
 
   GenerateOptions g;
   g.sampling = options_.sampling;
-  g.stop_tokens = stop_ids_;
+  if (!options_.ignore_stop_tokens) g.stop_tokens = stop_ids_;
   const int room = n_ctx - session_.n_past();
   g.max_tokens = std::max(1, std::min(options_.max_reply_tokens, room));
   bool stopped_by_token = false;
@@ -160,7 +160,8 @@ ChatTurnStats ChatSession::send(std::string_view user_text, const StreamFn& on_t
       first = Clock::now();
       st.first_token_seconds = st.prefill_seconds + seconds_since(t1);
     }
-    if (std::find(stop_ids_.begin(), stop_ids_.end(), t) != stop_ids_.end()) {
+    if (!options_.ignore_stop_tokens &&
+        std::find(stop_ids_.begin(), stop_ids_.end(), t) != stop_ids_.end()) {
       stopped_by_token = true;
       return false;
     }

@@ -29,6 +29,7 @@ struct ChatOptions {
   std::string system_prompt;  // empty: no system message
   bool thinking = true;       // Qwen3: let the model reason before answering
   int max_reply_tokens = 1024;
+  bool ignore_stop_tokens = false;  // generate past stop tokens (benchmarks, tests)
   SamplingParams sampling;
 };
 

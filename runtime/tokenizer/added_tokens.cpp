@@ -1,6 +1,7 @@
 #include "runtime/tokenizer/added_tokens.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "runtime/tokenizer/utf8.h"
 
@@ -31,6 +32,13 @@ bool is_word_cp(char32_t c) {
 AddedTokenMatcher::AddedTokenMatcher(std::vector<AddedToken> tokens) : tokens_(std::move(tokens)) {
   for (uint32_t i = 0; i < tokens_.size(); ++i)
     if (!tokens_[i].content.empty()) by_first_[uint8_t(tokens_[i].content[0])].push_back(i);
+  int distinct = 0;
+  for (int b = 0; b < 256; ++b)
+    if (!by_first_[b].empty()) {
+      ++distinct;
+      single_first_ = b;
+    }
+  if (distinct != 1) single_first_ = -1;
   for (auto& v : by_first_)
     std::stable_sort(v.begin(), v.end(), [&](uint32_t a, uint32_t b) {
       return tokens_[a].content.size() > tokens_[b].content.size();
@@ -40,6 +48,11 @@ AddedTokenMatcher::AddedTokenMatcher(std::vector<AddedToken> tokens) : tokens_(s
 bool AddedTokenMatcher::find(std::string_view text, size_t pos, bool parse_special, bool normalized,
                              Match* m) const {
   for (size_t i = pos; i < text.size(); ++i) {
+    if (single_first_ >= 0) {  // Qwen's added tokens all start with '<'
+      const void* q = std::memchr(text.data() + i, single_first_, text.size() - i);
+      if (!q) return false;
+      i = size_t(static_cast<const char*>(q) - text.data());
+    }
     const auto& cands = by_first_[uint8_t(text[i])];
     if (cands.empty()) continue;
     for (uint32_t k : cands) {

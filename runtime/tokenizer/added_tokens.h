@@ -57,6 +57,7 @@ class AddedTokenMatcher {
   std::vector<AddedToken> tokens_;
   // Token indices by first byte, longest first.
   std::array<std::vector<uint32_t>, 256> by_first_{};
+  int single_first_ = -1;  // the first byte shared by all tokens (scanned with memchr), or -1
 };
 
 }  // namespace cs

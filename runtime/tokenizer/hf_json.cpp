@@ -105,8 +105,7 @@ BpeSpec parse_hf_tokenizer_json(std::string_view text, std::string_view origin) 
   std::string model_type;
   json normalizer, pre_tokenizer, added;
   std::string key;
-  long long maxid = -1;
-  std::vector<std::pair<std::string, int32_t>> vocab;
+  size_t n_vocab = 0;
   const size_t end = sc.object(0, [&](const std::string& k, size_t v) -> size_t {
     const size_t e = sc.skip(v);
     if (k == "normalizer")
@@ -122,13 +121,14 @@ BpeSpec parse_hf_tokenizer_json(std::string_view text, std::string_view origin) 
           // Not an object: another model's vocabulary (Unigram's is a list); the type check
           // below names the model.
           if (!sc.at(mv, '{')) return sc.skip(mv);
-          vocab.reserve(160000);
+          spec.tokens.reserve(160000);
           return sc.object(mv, [&](const std::string& tok, size_t iv) -> size_t {
             long long id = 0;
             const size_t ie = sc.integer(iv, &id);
             if (id < 0 || id > 100000000) sc.error(iv, "token id out of range");
-            maxid = std::max(maxid, id);
-            vocab.emplace_back(tok, int32_t(id));
+            if (size_t(id) >= spec.tokens.size()) spec.tokens.resize(size_t(id) + 1);
+            spec.tokens[size_t(id)] = tok;
+            ++n_vocab;
             return ie;
           });
         }
@@ -177,11 +177,9 @@ BpeSpec parse_hf_tokenizer_json(std::string_view text, std::string_view origin) 
          "{}: 'model.type' is '{}'; only BPE tokenizer.json files are supported (use "
          "tokenizer.model for SentencePiece models)",
          origin, model_type);
-  if (vocab.empty())
+  if (n_vocab == 0)
     fail(ErrorKind::kBadFile, "{}: 'model.vocab' is missing, empty or not an object of token: id",
          origin);
-  spec.tokens.resize(size_t(maxid + 1));
-  for (auto& [tok, id] : vocab) spec.tokens[id] = std::move(tok);
   apply_normalizer(normalizer, origin, &spec);
   apply_pre_tokenizer(pre_tokenizer, origin, &spec, &byte_level);
   if (!byte_level)

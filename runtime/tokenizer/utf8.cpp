@@ -110,18 +110,26 @@ size_t incomplete_tail(std::string_view s) {
 
 namespace {
 
-// A code point that NFC leaves alone whatever surrounds it: combining class 0, no decomposition,
-// not the second half of any composition, not a conjoining Hangul vowel or trailing consonant.
+std::string nfc_utf8proc(std::string_view s);
+
+// A code point at which NFC may cut the text: a starter (combining class 0) that is already in
+// NFC on its own and never composes with the character before it. Text between two such points
+// normalises independently, so only stretches holding other characters go through utf8proc.
+// (Precomposed letters such as U+00E9 qualify; combining marks, conjoining Hangul vowels and
+// trailing consonants, and characters NFC replaces, such as U+212B, do not.)
 bool nfc_stable_uncached(char32_t c) {
   if (c < 0x80) return true;
   if (c >= 0x1160 && c <= 0x11FF) return false;  // Hangul jamo V and T compose algorithmically
   if (c >= 0xAC00 && c <= 0xD7A3) return true;   // precomposed syllables are starters
   const utf8proc_property_t* p = utf8proc_get_property(utf8proc_int32_t(c));
   if (p->combining_class != 0) return false;
-  if (p->decomp_seqindex != UINT16_MAX) return false;
   // comb_index >= 0x8000 marks a character that composes with a preceding starter.
   if (p->comb_index != UINT16_MAX && p->comb_index >= 0x8000) return false;
-  return true;
+  if (p->decomp_seqindex == UINT16_MAX) return true;
+  // It has a decomposition: stable only when NFC gives it back unchanged.
+  std::string one;
+  append_code_point(one, c);
+  return nfc_utf8proc(one) == one;
 }
 
 bool nfc_stable(char32_t c) {

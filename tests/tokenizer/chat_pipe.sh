@@ -74,5 +74,22 @@ fi
 "$cs" chat -m "$repo/tests/fixtures/qwen3moe" </dev/null >/dev/null 2>"$tmp/err6"
 check "a model without a tokenizer is refused clearly" grep -q 'has no tokenizer' "$tmp/err6"
 
+# `coldstream template` and `coldstream tokenize` on the same model.
+printf '[{"role": "system", "content": "S"}, {"role": "user", "content": "Hi"}]' >"$tmp/msgs.json"
+"$cs" template -m "$tmp/m" --messages "$tmp/msgs.json" --no-think >"$tmp/tpl"
+printf '<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n' >"$tmp/tpl.want"
+check "template prints the Qwen3 prompt byte for byte" cmp -s "$tmp/tpl" "$tmp/tpl.want"
+printf '[{"role": "user"}]' >"$tmp/bad.json"
+"$cs" template -m "$tmp/m" --messages "$tmp/bad.json" >/dev/null 2>"$tmp/err7"
+check "a malformed messages file is named" grep -q "bad.json: message 0 has no 'content'" "$tmp/err7"
+check "tokenize --ids-only prints the ids of special and plain text" \
+  grep -qE '^([0-9]+,)?2,([0-9]+,)*3$' <("$cs" tokenize -m "$tmp/m" --ids-only '<|im_start|>The model<|im_end|>')
+qwen="$repo/build/testdata/qwen3-tokenizer/tokenizer.json"
+if [[ -f "${CS_TESTDATA_DIR:-$repo/build/testdata}/qwen3-tokenizer/tokenizer.json" ]]; then
+  qwen="${CS_TESTDATA_DIR:-$repo/build/testdata}/qwen3-tokenizer/tokenizer.json"
+  check "tokenize with the Qwen3 vocabulary" \
+    test "$("$cs" tokenize -t "$qwen" --ids-only 'Hello, my dog is cute')" = "9707,11,847,5562,374,18838"
+fi
+
 echo "$passes passed, $fails failed"
 test $fails -eq 0

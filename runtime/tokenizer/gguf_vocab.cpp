@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
@@ -222,6 +224,88 @@ BpeSpec bpe_spec_from_gguf(const GgufVocab& v, std::string_view origin) {
   spec.info.eos_token = text_of(v.eos_token_id);
   spec.info.add_bos = v.add_bos_token.value_or(false);
   return spec;
+}
+
+namespace {
+
+// Protocol-buffer wire format, just enough to write a ModelProto.
+void put_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out += char(uint8_t(v) | 0x80);
+    v >>= 7;
+  }
+  out += char(uint8_t(v));
+}
+void put_tag(std::string& out, int field, int wire) {
+  put_varint(out, uint64_t(field) << 3 | wire);
+}
+void put_bytes(std::string& out, int field, std::string_view b) {
+  put_tag(out, field, 2);
+  put_varint(out, b.size());
+  out.append(b);
+}
+void put_int(std::string& out, int field, int64_t v) {
+  put_tag(out, field, 0);
+  put_varint(out, uint64_t(v));
+}
+void put_float(std::string& out, int field, float f) {
+  put_tag(out, field, 5);
+  char b[4];
+  std::memcpy(b, &f, 4);
+  out.append(b, 4);
+}
+
+}  // namespace
+
+std::string sentencepiece_model_from_gguf(const GgufVocab& v, std::string_view origin) {
+  if (v.model != "llama")
+    fail(ErrorKind::kUnsupported, "{}: tokenizer.ggml.model '{}' is not a SentencePiece vocabulary",
+         origin, v.model);
+  if (v.scores.size() != v.tokens.size())
+    fail(ErrorKind::kBadFile,
+         "{}: 'tokenizer.ggml.scores' has {} entries, expected one per token ({})", origin,
+         v.scores.size(), v.tokens.size());
+  // sentencepiece_model.proto: ModelProto { repeated SentencePiece pieces = 1;
+  // TrainerSpec trainer_spec = 2; NormalizerSpec normalizer_spec = 3; }
+  // SentencePiece { string piece = 1; float score = 2; Type type = 3; } with the GGUF numbering
+  // of types (1 normal ... 6 byte).
+  std::string proto;
+  bool has_bytes = false;
+  int32_t unk = v.unknown_token_id.value_or(-1);
+  for (size_t i = 0; i < v.tokens.size(); ++i) {
+    int32_t type = v.token_type.empty() ? 1 : v.token_type[i];
+    if (type < 1 || type > 6) type = 1;
+    if (type == int32_t(GgufTokenType::kByte)) has_bytes = true;
+    if (type == int32_t(GgufTokenType::kUnknown) && unk < 0) unk = int32_t(i);
+    if (int32_t(i) == unk) type = int32_t(GgufTokenType::kUnknown);
+    std::string piece;
+    put_bytes(piece, 1, v.tokens[i]);
+    put_float(piece, 2, v.scores[i]);
+    put_int(piece, 3, type);
+    put_bytes(proto, 1, piece);
+  }
+  if (unk < 0)
+    fail(ErrorKind::kBadFile, "{}: a SentencePiece vocabulary needs an unknown token", origin);
+  // TrainerSpec: model_type = 3 (BPE = 2), vocab_size = 4, byte_fallback = 35, unk_id = 40,
+  // bos_id = 41, eos_id = 42, pad_id = 43.
+  std::string trainer;
+  put_int(trainer, 3, 2);
+  put_int(trainer, 4, int64_t(v.tokens.size()));
+  put_int(trainer, 35, has_bytes ? 1 : 0);
+  put_int(trainer, 40, unk);
+  put_int(trainer, 41, v.bos_token_id.value_or(-1));
+  put_int(trainer, 42, v.eos_token_id.value_or(-1));
+  put_int(trainer, 43, v.padding_token_id.value_or(-1));
+  put_bytes(proto, 2, trainer);
+  // NormalizerSpec: name = 1, add_dummy_prefix = 3, remove_extra_whitespaces = 4,
+  // escape_whitespaces = 5.
+  std::string norm;
+  put_bytes(norm, 1, "identity");
+  put_int(norm, 3, 1);
+  put_int(norm, 4, 0);
+  put_int(norm, 5, 1);
+  put_bytes(proto, 3, norm);
+  return proto;
 }
 
 }  // namespace cs

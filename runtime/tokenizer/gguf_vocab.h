@@ -50,4 +50,10 @@ std::string gguf_pre_pattern(std::string_view pre, std::string_view origin);
 // A byte-level BPE spec from a "gpt2" vocabulary; throws kUnsupported for other models.
 BpeSpec bpe_spec_from_gguf(const GgufVocab& v, std::string_view origin);
 
+// A SentencePiece model (serialized ModelProto) from a "llama" vocabulary (Llama 2, Mistral,
+// Mixtral GGUF files): the pieces with their scores and types, BPE, byte fallback when the
+// vocabulary has byte pieces, identity normalisation with the dummy-prefix space, as llama.cpp
+// tokenizes these files. Throws kBadFile when scores are missing.
+std::string sentencepiece_model_from_gguf(const GgufVocab& v, std::string_view origin);
+
 }  // namespace cs

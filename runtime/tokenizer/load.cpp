@@ -50,9 +50,18 @@ std::unique_ptr<Tokenizer> load_tokenizer(std::string_view kind, std::string_vie
     return std::make_unique<BpeTokenizer>(parse_hf_tokenizer_json(bytes, origin), origin);
   if (kind == kTokenizerSentencePiece)
     return std::make_unique<SentencePieceTokenizer>(bytes, origin);
-  if (kind == kTokenizerGgufVocab)
-    return std::make_unique<BpeTokenizer>(
-        bpe_spec_from_gguf(gguf_vocab_from_json(bytes, origin), origin), origin);
+  if (kind == kTokenizerGgufVocab) {
+    const GgufVocab v = gguf_vocab_from_json(bytes, origin);
+    if (v.model != "llama")
+      return std::make_unique<BpeTokenizer>(bpe_spec_from_gguf(v, origin), origin);
+    auto t =
+        std::make_unique<SentencePieceTokenizer>(sentencepiece_model_from_gguf(v, origin), origin);
+    TokenizerInfo info = t->info();
+    info.chat_template = v.chat_template;
+    info.add_bos = v.add_bos_token.value_or(info.add_bos);
+    t->set_info(std::move(info));
+    return t;
+  }
   fail(ErrorKind::kUnsupported, "{}: tokenizer kind '{}' is not supported (expected {}, {} or {})",
        origin, kind, kTokenizerHfJson, kTokenizerSentencePiece, kTokenizerGgufVocab);
 }

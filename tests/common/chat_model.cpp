@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "tests/common/fixtures.h"
 
@@ -49,24 +50,31 @@ std::vector<std::string> training_sentences() {
   return out;
 }
 
-std::string train_sentencepiece(int vocab_size) {
+std::string train_sentencepiece(int vocab_size,
+                                const std::map<std::string, std::string>& overrides) {
   const std::vector<std::string> sentences = training_sentences();
   VectorIterator it(sentences);
   std::string model;
-  const auto status = sentencepiece::SentencePieceTrainer::Train(
-      {{"model_type", "bpe"},
-       {"vocab_size", std::to_string(vocab_size)},
-       {"byte_fallback", "true"},
-       {"character_coverage", "1.0"},
-       {"user_defined_symbols", "<|im_start|>,<|im_end|>,<think>,</think>"},
-       {"unk_id", "0"},
-       {"bos_id", "-1"},
-       {"eos_id", "1"},
-       {"eos_piece", "<|endoftext|>"},
-       {"pad_id", "-1"},
-       {"num_threads", "1"},
-       {"minloglevel", "2"}},
-      &it, &model);
+  std::unordered_map<std::string, std::string> args = {
+      {"model_type", "bpe"},
+      {"vocab_size", std::to_string(vocab_size)},
+      {"byte_fallback", "true"},
+      {"character_coverage", "1.0"},
+      {"user_defined_symbols", "<|im_start|>,<|im_end|>,<think>,</think>"},
+      {"unk_id", "0"},
+      {"bos_id", "-1"},
+      {"eos_id", "1"},
+      {"eos_piece", "<|endoftext|>"},
+      {"pad_id", "-1"},
+      {"num_threads", "1"},
+      {"minloglevel", "2"}};
+  for (const auto& [k, v] : overrides) {
+    if (v.empty())
+      args.erase(k);
+    else
+      args[k] = v;
+  }
+  const auto status = sentencepiece::SentencePieceTrainer::Train(args, &it, &model);
   if (!status.ok()) throw std::runtime_error("SentencePiece training failed: " + status.ToString());
   return model;
 }

@@ -4,6 +4,7 @@
 // (template, tokenizer, stop tokens, streaming, REPL) is real.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -12,7 +13,10 @@ namespace cs::test {
 // Trains a SentencePiece model (BPE, byte fallback) over a generated English corpus with
 // <|im_start|>, <|im_end|>, <think>, </think> as user-defined pieces and <|endoftext|> as EOS.
 // Returns the serialized model (the bytes of a tokenizer.model).
-std::string train_sentencepiece(int vocab_size = 400);
+// `overrides` replace or add trainer flags (e.g. {"normalization_rule_name", "identity"}); an empty
+// value removes a flag.
+std::string train_sentencepiece(int vocab_size = 400,
+                                const std::map<std::string, std::string>& overrides = {});
 
 // Writes the chat model into `dir` (created): config.json, model.safetensors, tokenizer.model,
 // tokenizer_config.json. Returns `dir`.

@@ -172,10 +172,10 @@ TEST_CASE("gguf-vocab: a blob built as llama.cpp would encodes exactly like toke
 
 TEST_CASE("gguf-vocab: unsupported models and malformed blobs are named") {
   GgufVocab v;
-  v.model = "llama";
+  v.model = "rwkv";
   v.tokens = {"<unk>", "a"};
   CHECK_THROWS_WITH_AS(load_tokenizer(kTokenizerGgufVocab, gguf_vocab_to_json(v), "m.gguf"),
-                       doctest::Contains("tokenizer.ggml.model 'llama'"), Error);
+                       doctest::Contains("tokenizer.ggml.model 'rwkv'"), Error);
   v.model = "gpt2";
   v.pre = "deepseek-coder";
   CHECK_THROWS_WITH_AS(load_tokenizer(kTokenizerGgufVocab, gguf_vocab_to_json(v), "m.gguf"),

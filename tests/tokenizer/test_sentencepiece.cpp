@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "common/error.h"
+#include "runtime/tokenizer/gguf_vocab.h"
 #include "runtime/tokenizer/sentencepiece.h"
 #include "runtime/tokenizer/stream_decoder.h"
 #include "runtime/tokenizer/utf8.h"
@@ -88,4 +89,48 @@ TEST_CASE("sentencepiece: byte fallback round trips any text through the streami
 TEST_CASE("sentencepiece: a blob that is not a model is refused with its origin") {
   CHECK_THROWS_WITH_AS(load_tokenizer(kTokenizerSentencePiece, "not a model", "m/tokenizer.model"),
                        doctest::Contains("m/tokenizer.model: not a SentencePiece model"), Error);
+}
+
+TEST_CASE("gguf-vocab 'llama': a SentencePiece vocabulary from GGUF keys encodes like the model") {
+  // Llama/Mistral models normalise nothing but add the dummy-prefix space; train one like that.
+  const std::string model = test::train_sentencepiece(400, {{"normalization_rule_name", "identity"},
+                                                            {"remove_extra_whitespaces", "false"},
+                                                            {"user_defined_symbols", ""},
+                                                            {"bos_id", "1"},
+                                                            {"eos_id", "2"},
+                                                            {"eos_piece", ""}});
+  sentencepiece::SentencePieceProcessor sp;
+  REQUIRE(sp.LoadFromSerializedProto(model).ok());
+  // What a GGUF converter stores: pieces, scores, types, special ids.
+  GgufVocab v;
+  v.model = "llama";
+  for (int i = 0; i < sp.GetPieceSize(); ++i) {
+    v.tokens.push_back(sp.IdToPiece(i));
+    v.scores.push_back(sp.GetScore(i));
+    v.token_type.push_back(sp.IsUnknown(i) ? 2 : sp.IsControl(i) ? 3 : sp.IsByte(i) ? 6 : 1);
+  }
+  v.unknown_token_id = sp.unk_id();
+  v.bos_token_id = sp.bos_id();
+  v.eos_token_id = sp.eos_id();
+  v.add_bos_token = true;
+  v.chat_template = "[INST]";
+  auto t = load_tokenizer(kTokenizerGgufVocab, gguf_vocab_to_json(v), "mixtral.gguf");
+  CHECK(t->kind() == "sentencepiece");
+  CHECK(t->vocab_size() == 400);
+  CHECK(t->bos_id() == 1);
+  CHECK(t->info().eos_token == "</s>");
+  CHECK(t->info().chat_template == "[INST]");
+  std::vector<std::string> texts = test::training_sentences();
+  texts.resize(200);
+  texts.push_back("  two  spaces, unseen wörds and 😀 bytes");
+  texts.push_back("<s>[INST] hi [/INST]");
+  for (const std::string& s : texts) {
+    CAPTURE(s);
+    std::vector<int> want;
+    sp.Encode(s, &want);
+    REQUIRE(t->encode(s, false) == std::vector<int32_t>(want.begin(), want.end()));
+  }
+  v.scores.pop_back();
+  CHECK_THROWS_WITH_AS(load_tokenizer(kTokenizerGgufVocab, gguf_vocab_to_json(v), "m.gguf"),
+                       doctest::Contains("tokenizer.ggml.scores"), Error);
 }

@@ -125,7 +125,7 @@ class Repl {
   }
 
   void reply(const std::string& text) {
-    bool in_reasoning = false, any_answer = false;
+    bool in_reasoning = false;
     auto on_text = [&](ReplyPart part, std::string_view s) {
       if (part == ReplyPart::kReasoning) {
         if (a_.hide_reasoning) return;
@@ -140,7 +140,6 @@ class Repl {
         in_reasoning = false;
         out(style_.color ? fmt::format("{}\n\n", style_.reset()) : "\n</think>\n\n");
       }
-      any_answer = true;
       out(s);
     };
     g_chat.store(&chat_);
@@ -148,15 +147,16 @@ class Repl {
     try {
       st = chat_.send(text, on_text);
     } catch (const Error& e) {
+      // A full context window, or a conversation the template refuses (after /load): say so and
+      // keep the session.
       g_chat.store(nullptr);
-      if (e.kind() != ErrorKind::kOutOfMemory) throw;
+      LineInput::clear_interrupt();
       fmt::print(stderr, "{}{}{}\n", style_.red(), e.what(), style_.reset());
       return;
     }
     g_chat.store(nullptr);
     LineInput::clear_interrupt();
     if (in_reasoning) out(style_.color ? style_.reset() : "\n</think>\n");
-    (void)any_answer;
     out("\n");
     if (st.stop == StopReason::kCancelled)
       fmt::print(stderr, "{}[stopped]{}\n", style_.dim(), style_.reset());

@@ -99,8 +99,14 @@ int ChatSession::context_size() const {
 ChatTurnStats ChatSession::send(std::string_view user_text, const StreamFn& on_text) {
   cancelled_.store(false);
   messages_.push_back({"user", std::string(user_text), "", false});
-  const std::string prompt_text =
-      template_.render(conversation(), /*add_generation_prompt=*/true, options_.thinking);
+  std::string prompt_text;
+  try {
+    prompt_text =
+        template_.render(conversation(), /*add_generation_prompt=*/true, options_.thinking);
+  } catch (...) {
+    messages_.pop_back();  // a conversation the template refuses keeps its previous state
+    throw;
+  }
   std::vector<int32_t> prompt;
   if (tok_.info().add_bos && tok_.bos_id() >= 0 && !prompt_text.starts_with(tok_.info().bos_token))
     prompt.push_back(tok_.bos_id());

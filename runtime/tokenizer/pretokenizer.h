@@ -4,8 +4,8 @@
 // properties). `\s`/`\S` are rewritten to Oniguruma's Unicode White_Space set, which differs from
 // PCRE2's (PCRE2 counts U+180E as space).
 //
-// Thread-safety: a compiled Pretokenizer is immutable; split() may be called concurrently (each
-// call uses its own match data).
+// Thread-safety: a compiled Pretokenizer is immutable; split() may be called concurrently (match
+// data is per thread).
 #pragma once
 
 #include <memory>

@@ -150,3 +150,14 @@ TEST_CASE("chat: save and load round trip the conversation") {
   CHECK_THROWS_WITH_AS(s.chat->load_json(nlohmann::json::parse("[{\"role\": 1}]"), "bad.json"),
                        doctest::Contains("bad.json"), Error);
 }
+
+TEST_CASE("chat: a conversation the template refuses leaves the history as it was") {
+  Rig r;
+  TokenizerInfo info;
+  ChatSession mistral(*r.session, *r.model->tokenizer(), choose_chat_template(info, "mixtral"),
+                      ChatOptions{});
+  mistral.set_messages({{"user", "first", "", false}});  // a user turn without its reply
+  CHECK_THROWS_WITH_AS(mistral.send("second", {}), doctest::Contains("roles must alternate"),
+                       Error);
+  CHECK(mistral.messages().size() == 1);
+}

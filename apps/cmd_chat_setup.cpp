@@ -119,7 +119,8 @@ int run_chat(ChatArgs a, const std::string& argv0) {
   co.sampling.min_p = a.min_p;
   co.sampling.repetition_penalty = a.repetition_penalty;
   co.sampling.seed = a.seed;
-  ChatSession chat(session, *tok, chat_template_for_model(a.model), co,
+  // The template from the tokenizer already loaded with the model (no second load).
+  ChatSession chat(session, *tok, choose_chat_template(tok->info(), model->config().model_type), co,
                    model->config().eos_token_ids);
   return run_chat_repl(a, *model, chat);
 }

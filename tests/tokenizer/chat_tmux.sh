@@ -7,6 +7,9 @@ set -uo pipefail
 cs=$1
 make_model=$2
 command -v tmux >/dev/null || { echo "tmux is not installed"; exit 77; }
+# CI runs without a terminal; tmux itself still needs a terminal type to emulate.
+export TERM=${TERM:-xterm-256color}
+[[ $TERM == dumb ]] && export TERM=xterm-256color
 tmp=$(mktemp -d)
 sock="coldstream-test-$$"
 tm() { tmux -L "$sock" "$@"; }
@@ -47,6 +50,15 @@ wait_last() {
   done
   return 1
 }
+# Waits until at least N lines match.
+wait_for_count() {
+  for _ in $(seq 200); do
+    [[ $(screen 2>/dev/null | grep -cE -- "$1") -ge $2 ]] && return 0
+    tm has-session -t chat 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
 # The number of lines matching.
 count() { screen | grep -cE -- "$1"; }
 
@@ -60,7 +72,7 @@ check "a prompt appears" wait_for '^>$'
 
 tm send-keys -t chat 'Hello 世界' Enter
 check "UTF-8 input is echoed intact" wait_for '^> Hello 世界$'
-sleep 0.4
+sleep 0.5
 tm send-keys -t chat C-c
 check "Ctrl-C stops the reply" wait_for '\[stopped\]'
 check "and a new prompt comes" wait_last '^>$'
@@ -71,10 +83,11 @@ check "/help lists the commands" wait_for '/think on\|off'
 tm send-keys -t chat 'first line \' Enter
 check "a trailing backslash continues the message" wait_for '^\.\.\.$'
 tm send-keys -t chat 'second line' Enter
-sleep 0.3
+# Ctrl-C only once the line has been read (a signal overtakes keys still in the terminal's buffer).
+wait_for '^\.\.\. second line$' >/dev/null
+sleep 0.5
 tm send-keys -t chat C-c
-check "the multi-line message was sent and answered (then stopped)" \
-  test "$(count '\[stopped\]')" -ge 2
+check "the multi-line message was sent and answered (then stopped)" wait_for_count '\[stopped\]' 2
 
 # History: Up recalls the last entry; Ctrl-C on a non-empty line discards it and keeps going.
 wait_last '^>$' >/dev/null

@@ -10,6 +10,7 @@
 #include "runtime/tokenizer/stream_decoder.h"
 #include "runtime/tokenizer/utf8.h"
 #include "tests/common/chat_model.h"
+#include "tests/common/fixtures.h"
 
 using namespace cs;
 
@@ -133,4 +134,27 @@ TEST_CASE("gguf-vocab 'llama': a SentencePiece vocabulary from GGUF keys encodes
   v.scores.pop_back();
   CHECK_THROWS_WITH_AS(load_tokenizer(kTokenizerGgufVocab, gguf_vocab_to_json(v), "m.gguf"),
                        doctest::Contains("tokenizer.ggml.scores"), Error);
+}
+
+TEST_CASE(
+    "the demo model's tokenizer: ChatML tags are single pieces, text comes back byte for byte") {
+  const std::string path = test::fixture_dir() + "/../../tools/demo/tokenizer/tokenizer.model";
+  auto t = load_tokenizer_file(path);
+  CHECK(t->kind() == "sentencepiece");
+  CHECK(t->bos_id() == -1);
+  const auto* sp = dynamic_cast<const SentencePieceTokenizer*>(t.get());
+  REQUIRE(sp);
+  CHECK_FALSE(sp->adds_dummy_prefix());
+  for (const char* tag : {"<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"}) {
+    CAPTURE(tag);
+    REQUIRE(t->token_id(tag).has_value());
+    CHECK(t->encode(tag) == std::vector<int32_t>{*t->token_id(tag)});
+  }
+  const std::string chat =
+      "<|im_start|>user\nWhat does ls do?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+      "  ls lists directory contents.\tTabs, 12345, naïve 😀\n<|im_end|>\n";
+  const std::vector<int32_t> ids = t->encode(chat);
+  CHECK(t->decode(ids) == chat);
+  CHECK(stream_decode(*t, ids, sp->adds_dummy_prefix()) ==
+        chat);  // the user-defined tags are text to the decoder
 }

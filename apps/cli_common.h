@@ -11,6 +11,11 @@
 #include "kernels/backend.h"
 #include "runtime/model/config.h"
 
+namespace cs {
+class Tokenizer;
+struct ChatTemplate;
+}  // namespace cs
+
 namespace cs::cli {
 
 // Parses "1,2,3" into token ids; throws cs::Error naming `flag` on bad input.
@@ -21,6 +26,13 @@ void add_device_option(CLI::App* cmd, std::string& device);
 // The backend for a --device value: cpu, cuda, cuda:N or auto. "auto" takes GPU 0 when one is
 // usable and otherwise the CPU, saying so on stderr; "cuda" without a GPU is an error.
 std::unique_ptr<Backend> make_backend(const std::string& device = "auto");
+
+// The tokenizer named by --model DIR or --tokenizer FILE (exactly one must be given).
+std::unique_ptr<Tokenizer> load_cli_tokenizer(const std::string& model,
+                                              const std::string& tokenizer);
+
+// The chat template of a model directory: its tokenizer's template text, else its model type.
+ChatTemplate chat_template_for_model(const std::string& model_dir);
 
 // Each subcommand registers itself: adds its options and sets its callback.
 void register_generate(CLI::App& app);
@@ -37,5 +49,9 @@ void register_bench(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_info(CLI::App& app);
 void register_synth(CLI::App& app);
+void register_tokenize(CLI::App& app);
+void register_bench_tokenizer(CLI::App& app);
+void register_template(CLI::App& app);
+void register_chat(CLI::App& app);
 
 }  // namespace cs::cli

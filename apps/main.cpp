@@ -18,6 +18,10 @@ int main(int argc, char** argv) {
   cs::cli::register_convert(app);
   cs::cli::register_info(app);
   cs::cli::register_synth(app);
+  cs::cli::register_tokenize(app);
+  cs::cli::register_bench_tokenizer(app);
+  cs::cli::register_template(app);
+  cs::cli::register_chat(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

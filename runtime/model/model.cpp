@@ -196,6 +196,8 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
   ModelConfig config = load_hf_config_file((fs::path(path) / "config.json").string());
   auto model = from_source(std::move(config), std::make_unique<SafetensorsDir>(path));
   model->path_ = path;
+  // tokenizer.json or tokenizer.model, with tokenizer_config.json, when the directory has them.
+  model->set_tokenizer(load_tokenizer_dir(path));
   return model;
 }
 

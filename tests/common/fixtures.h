@@ -13,6 +13,12 @@ namespace cs::test {
 std::string fixture_dir();
 std::string fixture(const std::string& name);  // fixture_dir() + "/" + name
 
+// Data fetched by scripts/fetch-test-data.sh: $CS_TESTDATA_DIR, else build/testdata.
+std::string testdata_dir();
+// The real Qwen3 tokenizer directory (tokenizer.json, tokenizer_config.json). Fails the calling
+// test with instructions when it has not been fetched.
+std::string qwen3_tokenizer_dir();
+
 // Reference outputs made by tools/make_fixtures.py with Hugging Face transformers.
 class Reference {
  public:

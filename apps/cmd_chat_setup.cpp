@@ -151,17 +151,7 @@ std::string find_default_model(const std::string& argv0) {
 
 std::string banner(const ChatArgs& a, const Model& model, const ChatSession& chat) {
   const ModelConfig& c = model.config();
-  std::string description;
-  const fs::path cfg = fs::path(model.path()) / "config.json";
-  if (fs::exists(cfg)) {
-    try {
-      std::ifstream in(cfg);
-      const nlohmann::json j = nlohmann::json::parse(in);
-      if (j.contains("coldstream_description") && j["coldstream_description"].is_string())
-        description = j["coldstream_description"].get<std::string>();
-    } catch (const nlohmann::json::exception&) {
-    }
-  }
+  const std::string& description = model.description();
   double params = double(c.vocab_size) * c.hidden_size * (c.tie_word_embeddings ? 1 : 2);
   const double attn = double(c.hidden_size) * (2.0 * c.q_dim() + 2.0 * c.kv_dim());
   const double expert = 3.0 * c.hidden_size * c.moe_intermediate_size;

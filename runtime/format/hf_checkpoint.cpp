@@ -110,6 +110,10 @@ class HfCheckpoint final : public Checkpoint {
     if (!tc.empty()) out["tokenizer_config"] = tc;
     json gen = read_json_or_empty(fs::path(dir_) / "generation_config.json");
     if (!gen.empty()) out["generation_config"] = gen;
+    // What the model is, for the chat banner (a coldstream key in config.json).
+    const json cfg = read_json_or_empty(fs::path(dir_) / "config.json");
+    if (cfg.contains("coldstream_description") && cfg["coldstream_description"].is_string())
+      out["description"] = cfg["coldstream_description"];
     return out;
   }
 

@@ -198,6 +198,11 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
   model->path_ = path;
   // tokenizer.json or tokenizer.model, with tokenizer_config.json, when the directory has them.
   model->set_tokenizer(load_tokenizer_dir(path));
+  std::ifstream cfg(fs::path(path) / "config.json");
+  const nlohmann::json j = nlohmann::json::parse(cfg, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object() && j.contains("coldstream_description") &&
+      j["coldstream_description"].is_string())
+    model->description_ = j["coldstream_description"].get<std::string>();
   return model;
 }
 

@@ -41,6 +41,9 @@ class Model {
   const std::string& path() const { return path_; }
   // The tokenizer shipped with the model, or null when it has none.
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }
+  // What the model is, in a sentence or two, when its files say (config.json
+  // "coldstream_description", carried into packed files); empty otherwise.
+  const std::string& description() const { return description_; }
   void set_tokenizer(std::unique_ptr<Tokenizer> t);
   // The packed file the model was loaded from (header, tokenizer blob, chat template), or null.
   const PackedFile* packed_file() const { return packed_.get(); }
@@ -57,6 +60,7 @@ class Model {
   std::vector<std::unique_ptr<TensorSource>> sources_;
   std::unique_ptr<ExpertStore> experts_;
   std::unique_ptr<Tokenizer> tokenizer_;
+  std::string description_;
   std::shared_ptr<void> owner_;  // from_weights: the memory the views point into
   std::shared_ptr<const PackedFile> packed_;
   friend class HfWeightBinder;

@@ -84,7 +84,8 @@ std::unique_ptr<Model> Model::load_packed(const std::string& path) {
     auto tok = load_tokenizer(blob->kind, blob->bytes, path);
     // The chat template and BOS/EOS come from the tokenizer_config.json the converter stored.
     nlohmann::json config = file->chat().value("tokenizer_config", nlohmann::json::object());
-    if (file->chat().contains("chat_template")) config["chat_template"] = file->chat()["chat_template"];
+    if (file->chat().contains("chat_template"))
+      config["chat_template"] = file->chat()["chat_template"];
     if (!config.empty()) {
       TokenizerInfo info = tok->info();
       apply_hf_tokenizer_config(config.dump(), path + " (tokenizer_config)", &info);
@@ -92,6 +93,8 @@ std::unique_ptr<Model> Model::load_packed(const std::string& path) {
     }
     m->set_tokenizer(std::move(tok));
   }
+  if (file->chat().contains("description") && file->chat()["description"].is_string())
+    m->description_ = file->chat()["description"].get<std::string>();
   m->packed_ = std::move(file);
   return m;
 }

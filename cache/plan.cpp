@@ -43,7 +43,8 @@ std::string LayerPlan::describe() const {
     return fmt::format("  {} {} -> slot {}{}{}\n", what, to_string(c.id), c.slot,
                        c.evicted.valid() ? " evicting " + to_string(c.evicted) : "",
                        c.host.needed() ? fmt::format(" (nvme -> host slot {})", c.host.host_slot)
-                                       : "");
+                       : c.host.host_slot >= 0 ? fmt::format(" (from host slot {})", c.host.host_slot)
+                                               : "");
   };
   for (const PlanPass& p : passes) {
     s += fmt::format(" pass tokens [{}, {})\n", p.t_begin, p.t_end);

@@ -33,11 +33,14 @@ enum class MissPath : uint8_t {
 const char* miss_path_name(MissPath p);  // "stream", "cpu"
 std::optional<MissPath> parse_miss_path(std::string_view name);
 
-// An NVMe read into a host-RAM slot, needed first when the expert is not in RAM.
+// The host-RAM side of a transfer when host RAM is a cache over NVMe: the host slot the bytes
+// are in (later passes of the same plan may reuse it, so executors take it from here, not from
+// the cache), and whether an NVMe read must fill it first.
 struct HostFetch {
-  int host_slot = -1;  // -1: the expert is already in host RAM (or arriving there)
-  ExpertId evicted;    // expert that left that host slot, kNoExpert if none
-  bool needed() const { return host_slot >= 0; }
+  int host_slot = -1;  // -1: every expert is in host RAM at a fixed place (no host cache)
+  bool read = false;   // read from NVMe into host_slot first
+  ExpertId evicted;    // expert that left host_slot for this read, kNoExpert if none
+  bool needed() const { return read; }
 };
 
 struct PlanHit {

@@ -28,20 +28,29 @@ bool Planner::in_host(ExpertId id) const {
   return !host_ || host_->find(id) >= 0;
 }
 
-// Host RAM side of a demand copy or CPU computation: read from NVMe when absent, pin either way.
+void Planner::release_host_pins() {
+  for (ExpertId id : host_pins_)
+    if (host_->find(id) >= 0 && host_->slot(host_->find(id)).pins > 0) host_->unpin(id);
+  host_pins_.clear();
+}
+
+// Host RAM side of a demand copy or CPU computation: read from NVMe when absent, pin either way
+// (until the next pass or layer is planned).
 HostFetch Planner::fetch_for_demand(ExpertId id, uint64_t tick) {
   HostFetch f;
   if (!host_) return f;
   if (host_->find(id) < 0) {
     const auto a = host_->allocate(id, Purpose::kDemand, tick);
     if (!a) fail(ErrorKind::kInternal, "planner: no host slot for {}", to_string(id));
-    f.host_slot = a->slot;
+    f.read = true;
     f.evicted = a->evicted;
     host_->loaded(id);  // demand reads complete before use (see the contract above)
   } else {
     host_->mark_used(id);
   }
+  f.host_slot = host_->find(id);
   host_->pin(id);
+  host_pins_.push_back(id);
   return f;
 }
 
@@ -54,6 +63,7 @@ LayerPlan Planner::plan(const LayerRouting& r, const Prediction& predicted) {
   const int p = gpu_.partition_of({r.layer, 0});
   if (p < 0) fail(ErrorKind::kInternal, "planner: layer {} has no expert slots", r.layer);
   gpu_.unpin_all();
+  if (host_) release_host_pins();
 
   // Distinct experts in order of first appearance; per token, indices into that list.
   std::vector<int> index(size_t(g.n_experts), -1), token_experts(size_t(r.T) * size_t(r.k));
@@ -104,6 +114,10 @@ LayerPlan Planner::plan(const LayerRouting& r, const Prediction& predicted) {
   std::vector<int> in_pass(plan.routed.size(), -1);
   int t = 0, pass_no = 0;
   while (t < r.T) {
+    if (pass_no > 0) {  // the previous pass's slots may now be evicted
+      gpu_.unpin_all();
+      if (host_) release_host_pins();
+    }
     const int usable = gpu_.usable(p);
     const int host_free = needs_host ? host_->evictable_count(0) : INT_MAX;
     std::vector<int> experts;
@@ -147,7 +161,6 @@ LayerPlan Planner::plan(const LayerRouting& r, const Prediction& predicted) {
         const int x = token_experts[size_t(u) * size_t(r.k) + size_t(j)];
         tokens[size_t(std::find(experts.begin(), experts.end(), x) - experts.begin())] += 1;
       }
-    if (pass_no > 0) gpu_.unpin_all();  // the previous pass's slots may now be evicted
     add_pass(plan, t, end, ids, tokens, end - t, tick);
     t = end;
     ++pass_no;
@@ -203,9 +216,10 @@ void Planner::add_prefetches(LayerPlan& plan, const Prediction& predicted, uint6
         continue;
       const auto h = host_->allocate(id, Purpose::kPrefetch, tick);
       if (!h) continue;
-      host.host_slot = h->slot;
+      host.read = true;
       host.evicted = h->evicted;
     }
+    if (host_) host.host_slot = host_->find(id);
     PlanCopy c;
     c.id = id;
     c.host = host;

@@ -9,8 +9,10 @@
 // Contracts with the executor (offload/, runtime/engine/offload_moe_executor):
 // - GPU slots of a pass's experts are pinned until the next pass or layer is planned; the
 //   executor must not let a later copy overwrite a slot before the compute reading it is done.
-// - Host slots that a copy or a CPU computation reads are pinned in the host cache by the planner
-//   and unpinned by the executor when that copy or computation is done.
+// - Host slots that a pass copies from or computes on the CPU are pinned by the planner until the
+//   next pass or layer is planned (the executor finishes a pass before starting the next).
+//   Host slots that a prefetch copies from are pinned by the planner and unpinned by the
+//   executor when that copy has landed (or failed).
 // - Demand copies and their NVMe reads complete before their pass computes (recorded resident at
 //   once); prefetches are reported with SlotCache::loaded() or abort().
 //
@@ -71,6 +73,7 @@ class Planner {
 
  private:
   bool in_host(ExpertId id) const;
+  void release_host_pins();
   HostFetch fetch_for_demand(ExpertId id, uint64_t tick);
   void add_pass(LayerPlan& plan, int t0, int t1, const std::vector<ExpertId>& experts,
                 const std::vector<int>& tokens, int T, uint64_t tick);
@@ -81,6 +84,7 @@ class Planner {
   PlannerOptions opt_;
   uint64_t step_ = 0;
   uint64_t routed_tick_ = ~uint64_t(0);  // routing already told to the policies at this tick
+  std::vector<ExpertId> host_pins_;      // host pins of the pass planned last
 };
 
 }  // namespace cs

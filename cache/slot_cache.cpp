@@ -204,6 +204,23 @@ void SlotCache::erase(ExpertId id) {
   parts_[size_t(slots_[size_t(slot)].partition)].free.insert(slot);
 }
 
+void SlotCache::drop(ExpertId id) {
+  const int slot = find(id);
+  if (slot < 0) return;
+  SlotInfo& s = slots_[size_t(slot)];
+  if (s.pins > 0) std::erase(pinned_, slot);
+  s.pins = 0;
+  if (s.state == SlotState::kLoading) {
+    abort(id);
+    return;
+  }
+  if (s.hot) {
+    --parts_[size_t(s.partition)].hot;
+    s.hot = false;
+  }
+  erase(id);
+}
+
 void SlotCache::pin(ExpertId id) {
   SlotInfo& s = mut(id);
   if (s.pins++ == 0) pinned_.push_back(find(id));

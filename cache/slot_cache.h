@@ -100,6 +100,9 @@ class SlotCache {
   void abort(ExpertId id);   // a failed copy: loading -> free
   // Removes a resident, unpinned, non-hot expert (used when its bytes are known bad).
   void erase(ExpertId id);
+  // Removes `id` whatever its state, pins or hotness (rolling back a plan that failed midway).
+  // No-op when absent.
+  void drop(ExpertId id);
 
   void pin(ExpertId id);
   void unpin(ExpertId id);

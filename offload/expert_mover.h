@@ -41,9 +41,13 @@ class ExpertMover {
   // Blocks until the pass's demand copies, waits and CPU experts' host copies have landed.
   // Throws cs::Error (kIo, kBadFile) when one cannot be read.
   void finish_pass(const PlanPass& pass);
-  // The CPU has finished with the host copies of the pass's CPU experts.
-  void release_cpu(const PlanPass& pass);
   void start_prefetches(const std::vector<PlanCopy>& prefetches);
+  // The host copy of an expert of a plan (from the plan's host slot, or the fixed place).
+  const uint8_t* host_src(ExpertId id, const HostFetch& f) const;
+  // After a failure in pass `failed_pass` of `plan`: waits for what is in flight, then removes
+  // from both caches every expert that may not have landed (demand transfers of the failed pass
+  // and later ones, anything still loading), so nothing unwritten or unverified is used later.
+  void rollback(const LayerPlan& plan, size_t failed_pass);
   // Non-blocking: reports arrived reads and copies to the caches, enqueues deferred copies.
   void progress();
   // Blocks until nothing is in flight.
@@ -57,20 +61,23 @@ class ExpertMover {
   struct Read {
     uint64_t ticket = 0;
     bool prefetch = false;
+    bool waited = false;  // a pass waits for this prefetch: if it fails, read again on demand
+    BlobRead request;
   };
   struct Copy {
     uint64_t ticket = 0;  // 0: waiting for its read
+    const uint8_t* src = nullptr;
     int slot = -1;
     bool prefetch = false;
     bool host_pinned = false;
   };
   void start_read(ExpertId id, const HostFetch& f, bool prefetch);
-  void start_copy(ExpertId id, int slot, bool prefetch);
+  void start_copy(ExpertId id, const HostFetch& f, int slot, bool prefetch);
   void issue(ExpertId id, Copy& c);
   void on_read(ExpertId id, const ReadOutcome& o);
   void on_copied(ExpertId id, const Copy& c);
   void settle_read(ExpertId id);  // blocks; throws on a failed demand read
-  [[noreturn]] void fail_demand(ExpertId id, const std::string& error, bool corrupt);
+  [[noreturn]] void fail_demand(ExpertId id, std::string error, bool corrupt);
 
   HostTier& host_;
   SlotCache& gpu_;

@@ -5,9 +5,10 @@
 
 namespace cs {
 
-void ScriptedFaults::add(ExpertId id, FaultKind kind, int times, std::chrono::microseconds delay) {
+void ScriptedFaults::add(ExpertId id, FaultKind kind, int times, std::chrono::microseconds delay,
+                         bool prefetch_only) {
   std::lock_guard<std::mutex> lock(mu_);
-  rules_.insert({id, Rule{kind, times, delay}});
+  rules_.insert({id, Rule{kind, times, delay, prefetch_only}});
 }
 
 void ScriptedFaults::on_read(const ReadEvent& ev, int& result) {
@@ -17,7 +18,7 @@ void ScriptedFaults::on_read(const ReadEvent& ev, int& result) {
     auto [b, e] = rules_.equal_range(ev.id);
     for (auto it = b; it != e; ++it) {
       Rule& r = it->second;
-      if (r.times >= 0 && r.fired >= r.times) continue;
+      if ((r.times >= 0 && r.fired >= r.times) || (r.prefetch_only && !ev.prefetch)) continue;
       ++r.fired;
       switch (r.kind) {
         case FaultKind::kError:

@@ -21,6 +21,7 @@ struct ReadEvent {
   uint32_t length = 0;  // bytes asked for
   void* buffer = nullptr;
   int attempt = 0;      // 0 for the first try of this blob read
+  bool prefetch = false;  // the read serves a prefetch
 };
 
 class ReadFaultInjector {
@@ -44,7 +45,8 @@ enum class FaultKind : uint8_t {
 class ScriptedFaults final : public ReadFaultInjector {
  public:
   void add(ExpertId id, FaultKind kind, int times,
-           std::chrono::microseconds delay = std::chrono::microseconds(0));
+           std::chrono::microseconds delay = std::chrono::microseconds(0),
+           bool prefetch_only = false);
   void on_read(const ReadEvent& ev, int& result) override;
   int fired(ExpertId id) const;  // how many times rules of `id` fired
 
@@ -53,6 +55,7 @@ class ScriptedFaults final : public ReadFaultInjector {
     FaultKind kind;
     int times;
     std::chrono::microseconds delay;
+    bool prefetch_only = false;
     int fired = 0;
   };
   mutable std::mutex mu_;

@@ -245,7 +245,8 @@ void NvmeReader::run() {
 void NvmeReader::complete(Chunk* c, int res) {
   Blob* b = c->blob;
   if (opt_.faults)
-    opt_.faults->on_read({b->r.id, c->off, c->len, c->dst, b->attempt + c->attempts}, res);
+    opt_.faults->on_read({b->r.id, c->off, c->len, c->dst, b->attempt + c->attempts, b->r.prefetch},
+                         res);
   auto requeue = [&] {
     std::lock_guard<std::mutex> lock(mu_);
     ready_.push_front(c);

@@ -49,6 +49,7 @@ struct BlobRead {
   uint64_t bytes = 0;   // a multiple of 4096
   uint64_t xxh3 = 0;    // expected checksum of the whole blob
   void* dst = nullptr;  // 4096-aligned, `bytes` long
+  bool prefetch = false;  // informational (fault injection, statistics)
 };
 
 struct ReadOutcome {

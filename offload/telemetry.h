@@ -17,7 +17,7 @@ namespace cs {
 struct StepTelemetry {
   uint64_t step = 0;
   int tokens = 0;
-  uint64_t expert_uses = 0;    // distinct (layer, expert) routed to
+  uint64_t expert_uses = 0;    // (layer, expert) uses: distinct per layer pass
   uint64_t hits = 0;           // in a GPU slot when planned (arrived prefetches included)
   uint64_t prefetch_hits = 0;  // of those, arrived by prefetch and used for the first time
   uint64_t waits = 0;          // prefetch still in flight when needed

@@ -90,7 +90,6 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
     if (plan.drain) fail(ErrorKind::kInternal, "offload: layer {} still blocked after a drain", layer);
   }
 
-  st.expert_uses += plan.routed.size();
   st.passes += plan.passes.size();
   st.prefetches += plan.prefetches.size();
   for (const PlanPass& p : plan.passes) {
@@ -99,19 +98,28 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
     st.waits += p.waits.size();
     st.demand += p.demand.size();
     st.cpu += p.cpu.size();
+    st.expert_uses += p.hits.size() + p.waits.size() + p.demand.size() + p.cpu.size();
   }
 
   const bool one_pass = plan.passes.size() == 1;
-  for (size_t i = 0; i < plan.passes.size(); ++i) {
-    const PlanPass& pass = plan.passes[i];
-    if (i > 0) fence();
-    mover_->start_pass(pass);
-    if (one_pass) mover_->start_prefetches(plan.prefetches);  // they never touch this pass's slots
-    run_pass(pass, int(i), x, ids, weights, out);
-  }
-  if (!one_pass) {
-    fence();
-    mover_->start_prefetches(plan.prefetches);
+  size_t i = 0;
+  try {
+    for (; i < plan.passes.size(); ++i) {
+      const PlanPass& pass = plan.passes[i];
+      if (i > 0) fence();
+      mover_->start_pass(pass);
+      if (one_pass) mover_->start_prefetches(plan.prefetches);  // never the only pass's slots
+      run_pass(pass, int(i), x, ids, weights, out);
+    }
+    if (!one_pass) {
+      fence();
+      mover_->start_prefetches(plan.prefetches);
+    }
+  } catch (...) {
+    // A read failed (or a kernel threw): forget whatever this plan recorded but did not land.
+    backend_.synchronize();
+    mover_->rollback(plan, std::min(i, plan.passes.size() - 1));
+    throw;
   }
 
   const MoverStats& after = mover_->stats();
@@ -166,7 +174,7 @@ void OffloadMoeExecutor::run_cpu(const PlanPass& pass, const float* x, float* ou
   std::vector<ExpertWeights> table(static_cast<size_t>(E_));
   for (const PlanCpu& c : pass.cpu)
     table[size_t(c.id.expert)] =
-        expert_views(locator_->at(c.id.layer, c.id.expert).layout, host_->blob(c.id));
+        expert_views(locator_->at(c.id.layer, c.id.expert).layout, mover_->host_src(c.id, c.host));
   MoeArgs a;
   a.x = host_x_.data();
   a.T = T;
@@ -178,7 +186,6 @@ void OffloadMoeExecutor::run_cpu(const PlanPass& pass, const float* x, float* ou
   a.n_experts = E_;
   a.out = host_cpu_out_.data();
   cpu_backend_->moe(a);
-  mover_->release_cpu(pass);
   backend_.upload(cpu_out_.get(), host_cpu_out_.data(), n * 4);
   backend_.add(out, cpu_out_.as<float>(), int64_t(n));
 }

@@ -25,7 +25,9 @@
 #include <vector>
 
 #include "kernels/backend.h"
+#include "offload/copy_engine.h"
 #include "offload/offload_config.h"
+#include "offload/pinner.h"
 #include "offload/telemetry.h"
 #include "offload/vram_plan.h"
 #include "runtime/engine/moe_executor.h"
@@ -33,11 +35,9 @@
 
 namespace cs {
 
-class CopyEngine;
 class ExpertMover;
 class HostTier;
 class MissPathChooser;
-class Pinner;
 class Planner;
 class PredictionScorer;
 class Predictor;

@@ -57,9 +57,8 @@ std::vector<HotSetEntry> parse_hot_set(std::string_view text, std::string_view o
       fail(ErrorKind::kBadFile, "{}:{}: expected '<layer> <expert> [<score>]', got '{}'", origin,
            line_no, line);
     if (e.id.layer < 0 || e.id.layer >= n_layers || e.id.expert < 0 || e.id.expert >= n_experts)
-      fail(ErrorKind::kBadFile,
-           "{}:{}: expert {} is outside the model ({} layers x {} experts)", origin, line_no,
-           to_string(e.id), n_layers, n_experts);
+      fail(ErrorKind::kBadFile, "{}:{}: expert {} is outside the model ({} layers x {} experts)",
+           origin, line_no, to_string(e.id), n_layers, n_experts);
     if (seen.insert(e.id).second) out.push_back(e);
     if (end == text.size()) break;
   }

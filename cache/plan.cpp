@@ -43,15 +43,17 @@ std::string LayerPlan::describe() const {
     return fmt::format("  {} {} -> slot {}{}{}\n", what, to_string(c.id), c.slot,
                        c.evicted.valid() ? " evicting " + to_string(c.evicted) : "",
                        c.host.needed() ? fmt::format(" (nvme -> host slot {})", c.host.host_slot)
-                       : c.host.host_slot >= 0 ? fmt::format(" (from host slot {})", c.host.host_slot)
-                                               : "");
+                       : c.host.host_slot >= 0
+                           ? fmt::format(" (from host slot {})", c.host.host_slot)
+                           : "");
   };
   for (const PlanPass& p : passes) {
     s += fmt::format(" pass tokens [{}, {})\n", p.t_begin, p.t_end);
     for (const PlanHit& h : p.hits)
       s += fmt::format("  hit {} slot {}{}\n", to_string(h.id), h.slot,
                        h.prefetched ? " (prefetched)" : "");
-    for (const PlanHit& h : p.waits) s += fmt::format("  wait {} slot {}\n", to_string(h.id), h.slot);
+    for (const PlanHit& h : p.waits)
+      s += fmt::format("  wait {} slot {}\n", to_string(h.id), h.slot);
     for (const PlanCopy& c : p.demand) s += copy("demand", c);
     for (const PlanCpu& c : p.cpu)
       s += fmt::format("  cpu {} ({} tokens){}\n", to_string(c.id), c.tokens,

@@ -54,7 +54,7 @@ struct PlanCopy {
   int slot = -1;     // GPU slot; -1 for a prefetch into host RAM only
   ExpertId evicted;  // expert that left the GPU slot, kNoExpert if the slot was free
   HostFetch host;
-  int tokens = 0;    // tokens of the pass that use it (0 for prefetches)
+  int tokens = 0;  // tokens of the pass that use it (0 for prefetches)
 };
 
 struct PlanCpu {

@@ -71,15 +71,16 @@ LayerPlan Planner::plan(const LayerRouting& r, const Prediction& predicted) {
     for (int j = 0; j < r.k; ++j) {
       const int e = r.ids[size_t(t) * size_t(r.k) + size_t(j)];
       if (e < 0 || e >= g.n_experts)
-        fail(ErrorKind::kInternal, "planner: layer {} token {} routed to expert {} of {}",
-             r.layer, t, e, g.n_experts);
+        fail(ErrorKind::kInternal, "planner: layer {} token {} routed to expert {} of {}", r.layer,
+             t, e, g.n_experts);
       if (index[size_t(e)] < 0) {
         index[size_t(e)] = int(plan.routed.size());
         plan.routed.push_back({{r.layer, e}, 0, 0.0f});
       }
       RoutedExpert& x = plan.routed[size_t(index[size_t(e)])];
       ++x.tokens;
-      x.max_weight = std::max(x.max_weight, r.weights ? r.weights[size_t(t) * size_t(r.k) + j] : 1.0f);
+      x.max_weight =
+          std::max(x.max_weight, r.weights ? r.weights[size_t(t) * size_t(r.k) + j] : 1.0f);
       token_experts[size_t(t) * size_t(r.k) + size_t(j)] = index[size_t(e)];
     }
   if (routed_tick_ != tick) {
@@ -99,8 +100,8 @@ LayerPlan Planner::plan(const LayerRouting& r, const Prediction& predicted) {
     const bool busy = gpu_.loading_count(p) > 0 || (needs_host && host_->loading_count(0) > 0);
     if (!busy && host_room < r.k)
       fail(ErrorKind::kOutOfMemory,
-           "host expert cache: {} host slots free of copies in flight, a token needs {}",
-           host_room, r.k);
+           "host expert cache: {} host slots free of copies in flight, a token needs {}", host_room,
+           r.k);
     if (!busy)
       fail(ErrorKind::kOutOfMemory,
            "expert cache: layer {} has {} usable GPU slots (hot set excluded), a token needs {}",

@@ -44,7 +44,7 @@ class MissPathChooser {
 };
 
 struct PlannerOptions {
-  int k = 0;                              // experts routed per token
+  int k = 0;                               // experts routed per token
   MissPath miss_path = MissPath::kStream;  // every miss, when no chooser is set
   MissPathChooser* chooser = nullptr;      // not owned
   // Prefetches stop while this share of a partition's slots is loading.

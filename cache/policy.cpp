@@ -97,7 +97,8 @@ class LruPolicy final : public RankedPolicy {
 
 class LfuPolicy final : public RankedPolicy {
  public:
-  explicit LfuPolicy(const PolicyParams& p) : RankedPolicy(p), count_(size(), 0), last_(size(), 0) {}
+  explicit LfuPolicy(const PolicyParams& p)
+      : RankedPolicy(p), count_(size(), 0), last_(size(), 0) {}
   PolicyKind kind() const override { return PolicyKind::kLfu; }
 
  private:

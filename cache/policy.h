@@ -34,7 +34,7 @@ const char* policy_name(PolicyKind k);  // "lru", "lfu", "router_freq", "belady"
 std::optional<PolicyKind> parse_policy_kind(std::string_view name);
 
 struct PolicyParams {
-  int n_layers = 0;      // the id space: layers x experts
+  int n_layers = 0;  // the id space: layers x experts
   int n_experts = 0;
   int n_partitions = 1;  // partitions of the cache the policy ranks
   // router_freq: weight of a probability one step old relative to a fresh one, in (0, 1].

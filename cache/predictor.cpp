@@ -83,8 +83,7 @@ class NonePredictor final : public PredictorBase {
 
 class LookaheadPredictor final : public PredictorBase {
  public:
-  explicit LookaheadPredictor(const PredictorParams& p)
-      : PredictorBase(p), collect_(p.n_experts) {}
+  explicit LookaheadPredictor(const PredictorParams& p) : PredictorBase(p), collect_(p.n_experts) {}
   PredictorKind kind() const override { return PredictorKind::kLookahead; }
   int lookahead() const override { return p_.horizon; }
   void on_lookahead(int layer, int n, int T, const float* logits) override {
@@ -142,7 +141,8 @@ class CoactivationPredictor final : public PredictorBase {
         for (int a = 0; a < r.k; ++a) {
           const size_t e = size_t(prev_ids_[size_t(t) * size_t(r.k) + size_t(a)]);
           n[e] += 1;
-          for (int b = 0; b < r.k; ++b) c[e * E + size_t(r.ids[size_t(t) * size_t(r.k) + size_t(b)])] += 1;
+          for (int b = 0; b < r.k; ++b)
+            c[e * E + size_t(r.ids[size_t(t) * size_t(r.k) + size_t(b)])] += 1;
         }
     }
     prev_ids_.assign(r.ids, r.ids + size_t(r.T) * size_t(r.k));

@@ -39,8 +39,8 @@ struct PredictorParams {
 struct LayerRouting {
   int layer = 0;
   int T = 0, k = 0;
-  const int32_t* ids = nullptr;      // [T][k]
-  const float* weights = nullptr;    // [T][k]
+  const int32_t* ids = nullptr;    // [T][k]
+  const float* weights = nullptr;  // [T][k]
 };
 
 struct PredictedExpert {

@@ -130,9 +130,9 @@ class SlotCache {
   std::unique_ptr<EvictionPolicy> policy_;
   std::vector<SlotInfo> slots_;
   std::vector<Partition> parts_;
-  std::vector<int> layer_part_;   // per layer: partition, -1 when not cached
-  std::vector<int> where_;        // per expert index: slot, -1
-  std::vector<int> pinned_;       // slots with pins > 0
+  std::vector<int> layer_part_;                    // per layer: partition, -1 when not cached
+  std::vector<int> where_;                         // per expert index: slot, -1
+  std::vector<int> pinned_;                        // slots with pins > 0
   std::vector<std::vector<ExpertId>> prefetched_;  // per layer: unused prefetches
   uint64_t evictions_ = 0;
 };

@@ -95,8 +95,8 @@ ExpertLocator write_blob_file(const std::string& path, int n_layers, int n_exper
   uint64_t off = (first_offset + kBlobAlign - 1) / kBlobAlign * kBlobAlign;
   size_t max_bytes = 0;
   for (const ExpertLayout& l : layouts) max_bytes = std::max(max_bytes, l.bytes);
-  std::unique_ptr<void, decltype(&std::free)> buf(std::aligned_alloc(kBlobAlign, max_bytes + kBlobAlign),
-                                                  &std::free);
+  std::unique_ptr<void, decltype(&std::free)> buf(
+      std::aligned_alloc(kBlobAlign, max_bytes + kBlobAlign), &std::free);
   for (int l = 0; l < n_layers; ++l) {
     const ExpertLayout& lay = layouts[size_t(l)];
     if (lay.bytes == 0) continue;

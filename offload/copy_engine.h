@@ -33,8 +33,8 @@ class CopyEngine {
 };
 
 struct HostCopyOptions {
-  double rate = 0;     // bytes per second; 0: as fast as memcpy
-  bool async = true;   // copy on a worker thread (false: inside copy())
+  double rate = 0;    // bytes per second; 0: as fast as memcpy
+  bool async = true;  // copy on a worker thread (false: inside copy())
 };
 
 std::unique_ptr<CopyEngine> make_host_copy_engine(HostCopyOptions options = {});

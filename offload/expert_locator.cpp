@@ -53,17 +53,18 @@ void validate_locator(const ExpertLocator& loc, uint64_t file_size) {
       const ExpertBlobLocation& b = loc.at(l, e);
       if (!b.present()) continue;
       if (b.bytes % kBlobAlign || b.bytes != b.layout.bytes)
-        fail(ErrorKind::kBadFile,
-             "{}: layer {} expert {}: blob of {} bytes, expected its layout's {} (a multiple of {})",
-             p, l, e, b.bytes, b.layout.bytes, kBlobAlign);
+        fail(
+            ErrorKind::kBadFile,
+            "{}: layer {} expert {}: blob of {} bytes, expected its layout's {} (a multiple of {})",
+            p, l, e, b.bytes, b.layout.bytes, kBlobAlign);
       if (loc.path.empty()) continue;
       if (b.offset % kBlobAlign)
-        fail(ErrorKind::kBadFile, "{}: layer {} expert {}: offset {} is not a multiple of {}", p,
-             l, e, b.offset, kBlobAlign);
+        fail(ErrorKind::kBadFile, "{}: layer {} expert {}: offset {} is not a multiple of {}", p, l,
+             e, b.offset, kBlobAlign);
       if (b.offset > file_size || b.bytes > file_size - b.offset)
         fail(ErrorKind::kBadFile,
-             "{}: layer {} expert {}: blob [{}, {}) ends past the end of the file ({} bytes)", p,
-             l, e, b.offset, b.offset + b.bytes, file_size);
+             "{}: layer {} expert {}: blob [{}, {}) ends past the end of the file ({} bytes)", p, l,
+             e, b.offset, b.offset + b.bytes, file_size);
       spans.push_back({b.offset, b.offset + b.bytes, l, e});
     }
   std::sort(spans.begin(), spans.end(),

@@ -31,7 +31,8 @@ ExpertMover::ExpertMover(HostTier& host, SlotCache& gpu, CopyEngine& copies, uin
 void ExpertMover::start_read(ExpertId id, const HostFetch& f, bool prefetch) {
   if (!f.needed()) return;
   NvmeReader* reader = host_.reader();
-  if (!reader) fail(ErrorKind::kInternal, "expert mover: a read of {} without a file", to_string(id));
+  if (!reader)
+    fail(ErrorKind::kInternal, "expert mover: a read of {} without a file", to_string(id));
   const ExpertBlobLocation& b = host_.locator().at(id.layer, id.expert);
   Read r;
   r.request = {id, b.offset, b.bytes, b.xxh3, host_.slot_ptr(f.host_slot), prefetch};
@@ -170,7 +171,8 @@ void ExpertMover::settle_read(ExpertId id) {
   // Whoever reads the host copy waits for it now: a failed prefetch read is read again.
   if (auto r = reads_.find(id); r != reads_.end()) r->second.waited = true;
   while (reads_.count(id)) on_read(id, host_.reader()->wait(reads_.at(id).ticket));
-  if (auto f = failed_.find(id); f != failed_.end()) fail_demand(id, f->second.error, f->second.corrupt);  // copies the message before erasing it
+  if (auto f = failed_.find(id); f != failed_.end())
+    fail_demand(id, f->second.error, f->second.corrupt);  // copies the message before erasing it
   auto c = copies_.find(id);
   if (c != copies_.end() && c->second.ticket == 0) issue(id, c->second);
 }
@@ -200,7 +202,6 @@ void ExpertMover::finish_pass(const PlanPass& pass) {
   for (const PlanCopy& c : pass.demand) land(c.id, false);
   for (const PlanHit& h : pass.waits) land(h.id, true);
 }
-
 
 void ExpertMover::drain() {
   StallTimer timer(stats_.stall_seconds);

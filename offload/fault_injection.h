@@ -20,7 +20,7 @@ struct ReadEvent {
   uint64_t offset = 0;  // file offset of this read
   uint32_t length = 0;  // bytes asked for
   void* buffer = nullptr;
-  int attempt = 0;      // 0 for the first try of this blob read
+  int attempt = 0;        // 0 for the first try of this blob read
   bool prefetch = false;  // the read serves a prefetch
 };
 

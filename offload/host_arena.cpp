@@ -17,8 +17,8 @@ HostArena::HostArena(ArenaOptions options) : options_(std::move(options)) {
     status_.done = true;
     return;
   }
-  void* p = ::mmap(nullptr, options_.bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
+  void* p =
+      ::mmap(nullptr, options_.bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED)
     fail(ErrorKind::kOutOfMemory, "host expert arena: cannot map {}: {}",
          format_bytes(double(options_.bytes)), std::strerror(errno));
@@ -66,7 +66,8 @@ void HostArena::pin_all() {
       std::lock_guard<std::mutex> lock(mu_);
       pinned_chunks_.push_back(data_ + off - n);
       status_.pinned = off;
-      status_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      status_.seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       s = status_;
     }
     if (options_.on_progress && off < options_.bytes) options_.on_progress(s);

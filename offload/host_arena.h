@@ -29,16 +29,16 @@ struct PinStatus {
   bool done = false;               // pinning finished (fully or not)
   bool failed = false;             // a chunk was refused: [pinned, total) stays pageable
   std::string error;
-  double seconds = 0;              // time spent pinning so far
+  double seconds = 0;  // time spent pinning so far
 };
 
 struct ArenaOptions {
   uint64_t bytes = 0;
-  Pinner* pinner = nullptr;              // not owned; null: no pinning
-  uint64_t pin_chunk = 256ull << 20;     // bytes pinned per call
-  int numa_node = -1;                    // bind to this node; -1: leave to the OS
-  bool background = true;                // pin from a thread (false: in the constructor)
-  bool hugepages = true;                 // madvise(MADV_HUGEPAGE)
+  Pinner* pinner = nullptr;           // not owned; null: no pinning
+  uint64_t pin_chunk = 256ull << 20;  // bytes pinned per call
+  int numa_node = -1;                 // bind to this node; -1: leave to the OS
+  bool background = true;             // pin from a thread (false: in the constructor)
+  bool hugepages = true;              // madvise(MADV_HUGEPAGE)
   std::function<void(const PinStatus&)> on_progress;  // called from the pinning thread
 };
 

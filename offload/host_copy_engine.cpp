@@ -69,7 +69,8 @@ class HostCopyEngine final : public CopyEngine {
     const auto t0 = std::chrono::steady_clock::now();
     std::memcpy(j.dst, j.src, j.bytes);
     if (opt_.rate > 0)
-      std::this_thread::sleep_until(t0 + std::chrono::duration<double>(double(j.bytes) / opt_.rate));
+      std::this_thread::sleep_until(t0 +
+                                    std::chrono::duration<double>(double(j.bytes) / opt_.rate));
     std::lock_guard<std::mutex> lock(mu_);
     bytes_ += j.bytes;
   }
@@ -91,11 +92,11 @@ class HostCopyEngine final : public CopyEngine {
   HostCopyOptions opt_;
   mutable std::mutex mu_;
   std::condition_variable cv_, done_cv_;
-  std::deque<Job> queue_;     // GUARDED_BY(mu_)
-  uint64_t issued_ = 0;       // GUARDED_BY(mu_)
-  uint64_t completed_ = 0;    // GUARDED_BY(mu_)
-  uint64_t bytes_ = 0;        // GUARDED_BY(mu_)
-  bool stop_ = false;         // GUARDED_BY(mu_)
+  std::deque<Job> queue_;   // GUARDED_BY(mu_)
+  uint64_t issued_ = 0;     // GUARDED_BY(mu_)
+  uint64_t completed_ = 0;  // GUARDED_BY(mu_)
+  uint64_t bytes_ = 0;      // GUARDED_BY(mu_)
+  bool stop_ = false;       // GUARDED_BY(mu_)
   std::thread worker_;
 };
 

@@ -16,8 +16,8 @@
 namespace cs {
 
 namespace {
-constexpr uint64_t kWakeTag = 0;                  // user_data of the eventfd poll
-constexpr uint64_t kRegionBytes = 1ull << 30;     // io_uring fixed buffers: at most 1 GiB each
+constexpr uint64_t kWakeTag = 0;               // user_data of the eventfd poll
+constexpr uint64_t kRegionBytes = 1ull << 30;  // io_uring fixed buffers: at most 1 GiB each
 constexpr uint64_t kAlign = 4096;
 }  // namespace
 
@@ -86,7 +86,8 @@ NvmeReader::NvmeReader(std::string path, NvmeOptions options, std::span<uint8_t>
     fail(errno == ENOENT ? ErrorKind::kNotFound : ErrorKind::kIo, "{}: cannot open: {}", path_,
          std::strerror(errno));
   struct stat st {};
-  if (::fstat(fd_, &st) != 0) fail(ErrorKind::kIo, "{}: cannot stat: {}", path_, std::strerror(errno));
+  if (::fstat(fd_, &st) != 0)
+    fail(ErrorKind::kIo, "{}: cannot stat: {}", path_, std::strerror(errno));
   file_size_ = uint64_t(st.st_size);
 
   ring_ = std::make_unique<Ring>();
@@ -99,7 +100,8 @@ NvmeReader::NvmeReader(std::string path, NvmeOptions options, std::span<uint8_t>
   if (opt_.register_buffers && !buffers_.empty()) {
     std::vector<iovec> iov;
     for (uint64_t o = 0; o < buffers_.size(); o += kRegionBytes)
-      iov.push_back({buffers_.data() + o, size_t(std::min<uint64_t>(kRegionBytes, buffers_.size() - o))});
+      iov.push_back(
+          {buffers_.data() + o, size_t(std::min<uint64_t>(kRegionBytes, buffers_.size() - o))});
     const int r = io_uring_register_buffers(&ring_->ring, iov.data(), unsigned(iov.size()));
     if (r == 0)
       registered_ = true;
@@ -134,9 +136,8 @@ void NvmeReader::wake() {
 uint64_t NvmeReader::submit(const BlobRead& r) {
   if (r.bytes == 0 || r.bytes % kAlign || r.offset % kAlign ||
       reinterpret_cast<uintptr_t>(r.dst) % kAlign)
-    fail(ErrorKind::kInvalidArgument,
-         "{}: read of {} (offset {}, {} bytes) is not 4096-aligned", path_, to_string(r.id),
-         r.offset, r.bytes);
+    fail(ErrorKind::kInvalidArgument, "{}: read of {} (offset {}, {} bytes) is not 4096-aligned",
+         path_, to_string(r.id), r.offset, r.bytes);
   auto b = std::make_unique<Blob>();
   b->r = r;
   for (uint64_t o = 0; o < r.bytes; o += opt_.read_size) {
@@ -234,8 +235,8 @@ void NvmeReader::run() {
   // Report anything left (only after a ring failure or a close) as failed.
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [t, b] : blobs_) {
-    ReadOutcome o{t, b->r.id, false, false, fmt::format("{}: {} was not read: reader closed", path_,
-                                                  to_string(b->r.id))};
+    ReadOutcome o{t, b->r.id, false, false,
+                  fmt::format("{}: {} was not read: reader closed", path_, to_string(b->r.id))};
     finished_[t] = o;
   }
   blobs_.clear();
@@ -315,10 +316,10 @@ void NvmeReader::finish(Blob* b) {
   ReadOutcome o{b->ticket, b->r.id, !b->failed, b->corrupt, ""};
   if (b->failed) {
     ++stats_.failed_blobs;
-    o.error = fmt::format("{}: reading layer {} expert {} (offset {}, {} bytes) failed after {} "
-                          "attempt(s): {}",
-                          path_, b->r.id.layer, b->r.id.expert, b->r.offset, b->r.bytes,
-                          1 + opt_.retries, b->error);
+    o.error = fmt::format(
+        "{}: reading layer {} expert {} (offset {}, {} bytes) failed after {} "
+        "attempt(s): {}",
+        path_, b->r.id.layer, b->r.id.expert, b->r.offset, b->r.bytes, 1 + opt_.retries, b->error);
   }
   finished_[b->ticket] = std::move(o);
   blobs_.erase(b->ticket);

@@ -35,20 +35,20 @@
 namespace cs {
 
 struct NvmeOptions {
-  int queue_depth = 32;              // reads in flight
-  uint32_t read_size = 512u << 10;   // bytes per read (a multiple of 4096)
-  bool direct_io = true;             // O_DIRECT when the file system allows it
-  int retries = 3;                   // further attempts after a failed, short or corrupt read
-  bool register_buffers = true;      // io_uring fixed buffers over the destination memory
+  int queue_depth = 32;             // reads in flight
+  uint32_t read_size = 512u << 10;  // bytes per read (a multiple of 4096)
+  bool direct_io = true;            // O_DIRECT when the file system allows it
+  int retries = 3;                  // further attempts after a failed, short or corrupt read
+  bool register_buffers = true;     // io_uring fixed buffers over the destination memory
   std::shared_ptr<ReadFaultInjector> faults;  // tests
 };
 
 struct BlobRead {
   ExpertId id;
-  uint64_t offset = 0;  // in the file, 4096-aligned
-  uint64_t bytes = 0;   // a multiple of 4096
-  uint64_t xxh3 = 0;    // expected checksum of the whole blob
-  void* dst = nullptr;  // 4096-aligned, `bytes` long
+  uint64_t offset = 0;    // in the file, 4096-aligned
+  uint64_t bytes = 0;     // a multiple of 4096
+  uint64_t xxh3 = 0;      // expected checksum of the whole blob
+  void* dst = nullptr;    // 4096-aligned, `bytes` long
   bool prefetch = false;  // informational (fault injection, statistics)
 };
 
@@ -75,10 +75,10 @@ class NvmeReader {
   NvmeReader& operator=(const NvmeReader&) = delete;
 
   uint64_t submit(const BlobRead& r);
-  ReadOutcome wait(uint64_t ticket);                 // blocks; the outcome is taken
+  ReadOutcome wait(uint64_t ticket);                     // blocks; the outcome is taken
   std::optional<ReadOutcome> try_take(uint64_t ticket);  // non-blocking
-  std::vector<ReadOutcome> take_finished();         // every finished, untaken outcome
-  void wait_idle();                                  // until nothing is queued or in flight
+  std::vector<ReadOutcome> take_finished();              // every finished, untaken outcome
+  void wait_idle();                                      // until nothing is queued or in flight
 
   const std::string& path() const { return path_; }
   uint64_t file_size() const { return file_size_; }

@@ -4,12 +4,12 @@
 
 #include <fmt/format.h>
 
+#include <toml++/toml.h>
 #include <cmath>
 #include <fstream>
 #include <functional>
 #include <limits>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "common/error.h"
 #include "common/units.h"
@@ -61,7 +61,8 @@ int64_t get_int(const Value& v, int64_t lo, int64_t hi) {
   } else {
     throw Bad{fmt::format("expected an integer, got {}", type_name(v))};
   }
-  if (x < lo || x > hi) throw Bad{fmt::format("expected an integer in {} .. {}, got {}", lo, hi, x)};
+  if (x < lo || x > hi)
+    throw Bad{fmt::format("expected an integer in {} .. {}, got {}", lo, hi, x)};
   return x;
 }
 
@@ -82,7 +83,8 @@ double get_double(const Value& v, double lo, double hi) {
   } else {
     throw Bad{fmt::format("expected a number, got {}", type_name(v))};
   }
-  if (!(x >= lo && x <= hi)) throw Bad{fmt::format("expected a number in {} .. {}, got {}", lo, hi, x)};
+  if (!(x >= lo && x <= hi))
+    throw Bad{fmt::format("expected a number in {} .. {}, got {}", lo, hi, x)};
   return x;
 }
 
@@ -133,7 +135,8 @@ T get_enum(const Value& v, std::optional<T> (*parse)(std::string_view), const ch
 
 std::optional<PolicyKind> parse_runtime_policy(std::string_view s) {
   auto k = parse_policy_kind(s);
-  if (k == PolicyKind::kBelady) return std::nullopt;  // the simulator's oracle, not a runtime policy
+  if (k == PolicyKind::kBelady)
+    return std::nullopt;  // the simulator's oracle, not a runtime policy
   return k;
 }
 
@@ -171,12 +174,14 @@ const std::vector<Key>& schema() {
          c.device.backend = s;
        },
        [](const OffloadConfig& c) { return quote(c.device.backend); }},
-      {"device", "gpu", [](OffloadConfig& c, const Value& v) { c.device.gpu = int(get_int(v, 0, 64)); },
+      {"device", "gpu",
+       [](OffloadConfig& c, const Value& v) { c.device.gpu = int(get_int(v, 0, 64)); },
        [](const OffloadConfig& c) { return std::to_string(c.device.gpu); }},
       {"device", "vram_budget",
        [](OffloadConfig& c, const Value& v) { c.device.vram_budget = get_bytes(v); },
        [](const OffloadConfig& c) { return bytes_str(c.device.vram_budget); }},
-      {"device", "reserve", [](OffloadConfig& c, const Value& v) { c.device.reserve = get_bytes(v); },
+      {"device", "reserve",
+       [](OffloadConfig& c, const Value& v) { c.device.reserve = get_bytes(v); },
        [](const OffloadConfig& c) { return bytes_str(c.device.reserve); }},
       {"device", "context",
        [](OffloadConfig& c, const Value& v) { c.device.context = int(get_int(v, 0, 1 << 22)); },
@@ -216,7 +221,8 @@ const std::vector<Key>& schema() {
          else if (v.type == Value::kInt || v.cli)
            c.memory.numa_node = int(get_int(v, 0, 1023));
          else
-           throw Bad{fmt::format("expected \"auto\", \"off\" or a node number, got {}", type_name(v))};
+           throw Bad{
+               fmt::format("expected \"auto\", \"off\" or a node number, got {}", type_name(v))};
        },
        [](const OffloadConfig& c) {
          return c.memory.numa_node == -1   ? std::string("\"auto\"")
@@ -231,7 +237,8 @@ const std::vector<Key>& schema() {
        [](const OffloadConfig& c) { return quote(policy_name(c.cache.policy)); }},
       {"cache", "allocation",
        [](OffloadConfig& c, const Value& v) {
-         c.cache.allocation = get_enum<SlotAllocation>(v, parse_slot_allocation, "global, per_layer");
+         c.cache.allocation =
+             get_enum<SlotAllocation>(v, parse_slot_allocation, "global, per_layer");
        },
        [](const OffloadConfig& c) { return quote(slot_allocation_name(c.cache.allocation)); }},
       {"cache", "decay",
@@ -241,11 +248,13 @@ const std::vector<Key>& schema() {
          c.cache.decay = d;
        },
        [](const OffloadConfig& c) { return fmt::format("{}", c.cache.decay); }},
-      {"cache", "hot_set", [](OffloadConfig& c, const Value& v) { c.cache.hot_set = get_string(v); },
+      {"cache", "hot_set",
+       [](OffloadConfig& c, const Value& v) { c.cache.hot_set = get_string(v); },
        [](const OffloadConfig& c) { return quote(c.cache.hot_set); }},
       {"cache", "host_policy",
        [](OffloadConfig& c, const Value& v) {
-         c.cache.host_policy = get_enum<PolicyKind>(v, parse_runtime_policy, "lru, lfu, router_freq");
+         c.cache.host_policy =
+             get_enum<PolicyKind>(v, parse_runtime_policy, "lru, lfu, router_freq");
        },
        [](const OffloadConfig& c) { return quote(policy_name(c.cache.host_policy)); }},
       {"cache", "prefetch_share",
@@ -286,13 +295,17 @@ const std::vector<Key>& schema() {
          c.io.read_size = b;
        },
        [](const OffloadConfig& c) { return bytes_str(c.io.read_size); }},
-      {"io", "retries", [](OffloadConfig& c, const Value& v) { c.io.retries = int(get_int(v, 0, 100)); },
+      {"io", "retries",
+       [](OffloadConfig& c, const Value& v) { c.io.retries = int(get_int(v, 0, 100)); },
        [](const OffloadConfig& c) { return std::to_string(c.io.retries); }},
       {"io", "register_buffers",
        [](OffloadConfig& c, const Value& v) { c.io.register_buffers = get_bool(v); },
-       [](const OffloadConfig& c) { return std::string(c.io.register_buffers ? "true" : "false"); }},
+       [](const OffloadConfig& c) {
+         return std::string(c.io.register_buffers ? "true" : "false");
+       }},
       // [cpu]
-      {"cpu", "threads", [](OffloadConfig& c, const Value& v) { c.cpu.threads = int(get_int(v, 0, 4096)); },
+      {"cpu", "threads",
+       [](OffloadConfig& c, const Value& v) { c.cpu.threads = int(get_int(v, 0, 4096)); },
        [](const OffloadConfig& c) { return std::to_string(c.cpu.threads); }},
       {"cpu", "cores",
        [](OffloadConfig& c, const Value& v) {
@@ -322,7 +335,8 @@ std::string section_keys(std::string_view section) {
 std::string sections() {
   std::string s;
   for (const Key& k : schema())
-    if (s.find(k.section) == std::string::npos) s += (s.empty() ? "" : ", ") + std::string(k.section);
+    if (s.find(k.section) == std::string::npos)
+      s += (s.empty() ? "" : ", ") + std::string(k.section);
   return s;
 }
 
@@ -363,8 +377,7 @@ void parse_offload_config(std::string_view text, const std::string& origin, Offl
   OffloadConfig c = config;
   for (auto&& [section, node] : root) {
     const std::string sec(section.str());
-    if (!node.is_table() || sections().find(sec) == std::string::npos ||
-        section_keys(sec).empty())
+    if (!node.is_table() || sections().find(sec) == std::string::npos || section_keys(sec).empty())
       fail_at(origin, section.source(),
               fmt::format("unknown {} '{}' (sections: {})", node.is_table() ? "section" : "key",
                           sec, sections()));
@@ -396,8 +409,8 @@ void load_offload_config(const std::string& path, OffloadConfig& config) {
 void set_offload_key(OffloadConfig& config, const std::string& key, const std::string& value,
                      const std::string& flag) {
   const size_t dot = key.find('.');
-  const Key* k = dot == std::string::npos ? nullptr
-                                          : find_key(key.substr(0, dot), key.substr(dot + 1));
+  const Key* k =
+      dot == std::string::npos ? nullptr : find_key(key.substr(0, dot), key.substr(dot + 1));
   if (!k) fail(ErrorKind::kInvalidArgument, "{}: unknown configuration key '{}'", flag, key);
   Value v;
   v.s = value;

@@ -30,19 +30,19 @@ struct DeviceConfig {
 };
 
 struct MemoryConfig {
-  uint64_t host_budget = 0;          // bytes of host RAM for expert blobs; 0: every expert
-  bool pin = true;                   // page-lock the host arena (cudaHostRegister)
-  uint64_t pin_chunk = 256ull << 20; // bytes pinned per call
-  int numa_node = -1;                // -1: the GPU's node ("auto"), -2: no binding ("off")
+  uint64_t host_budget = 0;           // bytes of host RAM for expert blobs; 0: every expert
+  bool pin = true;                    // page-lock the host arena (cudaHostRegister)
+  uint64_t pin_chunk = 256ull << 20;  // bytes pinned per call
+  int numa_node = -1;                 // -1: the GPU's node ("auto"), -2: no binding ("off")
 };
 
 struct CacheConfig {
   PolicyKind policy = PolicyKind::kRouterFreq;
   SlotAllocation allocation = SlotAllocation::kGlobal;
-  double decay = 0.9;                // router_freq: weight of a one-step-old probability
-  std::string hot_set;               // path of a hot-set profile; empty: none
+  double decay = 0.9;                         // router_freq: weight of a one-step-old probability
+  std::string hot_set;                        // path of a hot-set profile; empty: none
   PolicyKind host_policy = PolicyKind::kLru;  // the host-RAM cache over NVMe
-  double prefetch_share = 0.5;       // prefetches pause while this share of slots is loading
+  double prefetch_share = 0.5;  // prefetches pause while this share of slots is loading
   MissPath miss_path = MissPath::kStream;
 };
 

@@ -37,8 +37,9 @@ std::string OffloadTelemetry::summary() const {
   s += fmt::format(
       "bytes per token: {} host->GPU, {} NVMe->host; stall {:.2f} ms per token; {} prefetches, "
       "{} GPU evictions, {} host evictions\n",
-      format_bytes(double(t.bytes_host_to_gpu) / tok), format_bytes(double(t.bytes_nvme_to_host) / tok),
-      1e3 * t.stall_seconds / tok, t.prefetches, t.gpu_evictions, t.host_evictions);
+      format_bytes(double(t.bytes_host_to_gpu) / tok),
+      format_bytes(double(t.bytes_nvme_to_host) / tok), 1e3 * t.stall_seconds / tok, t.prefetches,
+      t.gpu_evictions, t.host_evictions);
   s += fmt::format("predictor: precision {:.1f}%, recall {:.1f}% ({} predicted, {} routed)\n",
                    100.0 * t.prediction.precision(), 100.0 * t.prediction.recall(),
                    t.prediction.predicted, t.prediction.actual);

@@ -126,9 +126,8 @@ OffloadMoeExecutor::OffloadMoeExecutor(Backend& backend, const Model& model, Off
   }
   copies_ = std::move(opt_.copy_engine);
   if (!copies_)
-    copies_ = backend.host_memory()
-                  ? make_host_copy_engine({cfg.device.copy_rate, true})
-                  : make_cuda_copy_engine(cfg.device.gpu, opt_.compute_stream);
+    copies_ = backend.host_memory() ? make_host_copy_engine({cfg.device.copy_rate, true})
+                                    : make_cuda_copy_engine(cfg.device.gpu, opt_.compute_stream);
   last_plan_ = std::make_unique<LayerPlan>();
 }
 
@@ -159,8 +158,7 @@ void OffloadMoeExecutor::prepare() {
 
   std::vector<MemoryItem> items;
   auto* budgeted = dynamic_cast<BudgetedBackend*>(&backend_);
-  if (budgeted)
-    items.push_back({"weights, KV cache, scratch", budgeted->allocated()});
+  if (budgeted) items.push_back({"weights, KV cache, scratch", budgeted->allocated()});
   const uint64_t reserve =
       cfg.device.reserve ? cfg.device.reserve : (backend_.host_memory() ? 0 : 768ull << 20);
   if (reserve) items.push_back({"driver/library reserve", reserve});
@@ -175,7 +173,8 @@ void OffloadMoeExecutor::prepare() {
   const bool cpu_path = cfg.cache.miss_path == MissPath::kCpu || opt_.chooser;
   if (cpu_path) items.push_back({"CPU expert results", uint64_t(max_T_) * uint64_t(H_) * 4});
   if (pinner_) items.push_back({"pinning probe (one slot)", slot_bytes});
-  const uint64_t budget = budgeted && budgeted->limit() ? budgeted->limit() : cfg.device.vram_budget;
+  const uint64_t budget =
+      budgeted && budgeted->limit() ? budgeted->limit() : cfg.device.vram_budget;
   if (opt_.gpu_slots > 0) {
     vram_ = VramPlan{budget, items, slot_bytes, opt_.gpu_slots};
     if (opt_.gpu_slots < min_slots)
@@ -189,7 +188,8 @@ void OffloadMoeExecutor::prepare() {
   }
 
   // Workspaces, then the slots: every byte through `backend_`, so a budget is enforced.
-  for (int i = 0; i < kTables; ++i) tables_.push_back(backend_.alloc(size_t(E_) * sizeof(ExpertWeights)));
+  for (int i = 0; i < kTables; ++i)
+    tables_.push_back(backend_.alloc(size_t(E_) * sizeof(ExpertWeights)));
   if (n_ahead > 0) build_lookahead();
   if (cpu_path) cpu_out_ = backend_.alloc(size_t(max_T_) * size_t(H_) * 4);
   if (pinner_) probe_ = backend_.alloc(slot_bytes);
@@ -283,7 +283,8 @@ void OffloadMoeExecutor::check_pinning() {
   auto rate = [&](const uint8_t* src) {
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < 4; ++i) copies_->wait(copies_->copy(probe_.get(), src, n));
-    return 4.0 * double(n) / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return 4.0 * double(n) /
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
   const uint8_t* base = host_->arena().data();
   const bool have_pinned = s.pinned >= n;
@@ -298,19 +299,20 @@ void OffloadMoeExecutor::check_pinning() {
 }
 
 std::string OffloadMoeExecutor::describe() const {
-  std::string s = fmt::format(
-      "experts: {} blobs of {}, host tier {} ({} slots, {}), predictor {}, policy {}\n",
-      locator_->present_count(), format_bytes(double(host_->slot_bytes())),
-      host_->full() ? "holds every expert" : "caches the NVMe tier", host_->n_slots(),
-      format_bytes(double(host_->bytes())), predictor_name(opt_.config.predictor.kind),
-      policy_name(opt_.config.cache.policy));
+  std::string s =
+      fmt::format("experts: {} blobs of {}, host tier {} ({} slots, {}), predictor {}, policy {}\n",
+                  locator_->present_count(), format_bytes(double(host_->slot_bytes())),
+                  host_->full() ? "holds every expert" : "caches the NVMe tier", host_->n_slots(),
+                  format_bytes(double(host_->bytes())), predictor_name(opt_.config.predictor.kind),
+                  policy_name(opt_.config.cache.policy));
   if (prepared_) s += "GPU memory plan:\n" + vram_.describe();
   if (NvmeReader* r = host_->reader())
     s += fmt::format("NVMe tier: {} ({}, {})\n", r->path(), r->direct() ? "O_DIRECT" : "buffered",
                      r->registered() ? "registered buffers" : "unregistered buffers");
   const PinStatus p = host_->arena().status();
-  if (p.failed) s += fmt::format("host arena: {} of {} pinned ({})\n", format_bytes(double(p.pinned)),
-                                 format_bytes(double(p.total)), p.error);
+  if (p.failed)
+    s += fmt::format("host arena: {} of {} pinned ({})\n", format_bytes(double(p.pinned)),
+                     format_bytes(double(p.total)), p.error);
   return s;
 }
 

@@ -61,7 +61,8 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
   predictor_->on_routing(routing);
 
   // Predictions for the next layers (gate lookahead: one product of the stacked routers).
-  const int pos = int(std::find(moe_layers_.begin(), moe_layers_.end(), layer) - moe_layers_.begin());
+  const int pos =
+      int(std::find(moe_layers_.begin(), moe_layers_.end(), layer) - moe_layers_.begin());
   const int ahead = std::min(predictor_->lookahead(), int(moe_layers_.size()) - 1 - pos);
   if (ahead > 0) {
     MatView v = routers_view_;
@@ -87,7 +88,8 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
     ++st.drains;
     mover_->drain();
     plan = planner_->plan(routing, prediction);
-    if (plan.drain) fail(ErrorKind::kInternal, "offload: layer {} still blocked after a drain", layer);
+    if (plan.drain)
+      fail(ErrorKind::kInternal, "offload: layer {} still blocked after a drain", layer);
   }
 
   st.passes += plan.passes.size();

@@ -127,14 +127,14 @@ class OffloadMoeExecutor final : public MoeExecutor {
 
   bool prepared_ = false;
   VramPlan vram_;
-  Buffer slots_;                   // [slots][slot_bytes], backend memory
-  std::vector<Buffer> tables_;     // per pass index: ExpertWeights[E], backend memory
-  Buffer routers_;                 // lookahead: routers of every MoE layer stacked [n_moe*E][H]
+  Buffer slots_;                // [slots][slot_bytes], backend memory
+  std::vector<Buffer> tables_;  // per pass index: ExpertWeights[E], backend memory
+  Buffer routers_;              // lookahead: routers of every MoE layer stacked [n_moe*E][H]
   Buffer routers_scales_, routers_mins_;
   MatView routers_view_;
-  Buffer lookahead_logits_;        // [max_T][horizon*E]
-  Buffer cpu_out_;                 // CPU-path partial sums uploaded here [max_T][H]
-  Buffer probe_;                   // one slot: measures pageable copies when pinning fails
+  Buffer lookahead_logits_;  // [max_T][horizon*E]
+  Buffer cpu_out_;           // CPU-path partial sums uploaded here [max_T][H]
+  Buffer probe_;             // one slot: measures pageable copies when pinning fails
   bool pin_checked_ = false;
   int max_T_ = 0;
 

@@ -85,8 +85,8 @@ std::vector<Case> cases(const Model& m) {
   std::vector<Case> out;
   for (int slots : {K, K + 1, all / 2, all})
     for (PolicyKind p : {PolicyKind::kLru, PolicyKind::kLfu, PolicyKind::kRouterFreq})
-      for (PredictorKind pk : {PredictorKind::kNone, PredictorKind::kLookahead,
-                               PredictorKind::kCoactivation}) {
+      for (PredictorKind pk :
+           {PredictorKind::kNone, PredictorKind::kLookahead, PredictorKind::kCoactivation}) {
         Case c;
         c.slots = slots;
         c.cfg.cache.policy = p;
@@ -187,7 +187,8 @@ TEST_CASE("offload: the NVMe tier (io_uring reads into a small host cache) chang
   }
 }
 
-TEST_CASE("offload: read faults are retried, or surface naming the expert; bad bytes are never used") {
+TEST_CASE(
+    "offload: read faults are retried, or surface naming the expert; bad bytes are never used") {
   auto model = Model::load(test::fixture("qwen3moe"));
   test::Reference ref("qwen3moe");
   auto backend = make_cpu_reference_backend();
@@ -240,8 +241,8 @@ TEST_CASE("offload: read faults are retried, or surface naming the expert; bad b
       FAIL("a corrupt blob did not fail the step");
     } catch (const Error& e) {
       CHECK(e.kind() == ErrorKind::kBadFile);
-      CHECK(std::string(e.what()).find(fmt::format("layer {} expert {}", first.layer,
-                                                   first.expert)) != std::string::npos);
+      CHECK(std::string(e.what()).find(
+                fmt::format("layer {} expert {}", first.layer, first.expert)) != std::string::npos);
       CHECK(std::string(e.what()).find("checksum mismatch") != std::string::npos);
       CHECK(std::string(e.what()).find(loc.path) == 0);
     }

@@ -31,8 +31,8 @@ Result run(PolicyKind kind, int slots, const std::vector<int>& trace,
   p.n_layers = 1;
   p.n_experts = 16;
   p.decay = 0.5;
-  SlotCache cache(g, kind == PolicyKind::kBelady ? make_belady_policy(p, future)
-                                                 : make_policy(kind, p));
+  SlotCache cache(
+      g, kind == PolicyKind::kBelady ? make_belady_policy(p, future) : make_policy(kind, p));
   Result r;
   for (size_t t = 0; t < trace.size(); ++t) {
     const ExpertId id{0, trace[t]};

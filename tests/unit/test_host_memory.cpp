@@ -110,10 +110,9 @@ TEST_CASE("VRAM plan: the budget's rest becomes slots; too small a budget names 
   CHECK(p.slots == 61);  // 6 GiB / 100 MiB
   CHECK(p.total() <= p.budget);
   CHECK(plan_vram(10ull << 30, {}, 100ull << 20, 8, 20, "x").slots == 20);  // every expert
-  CHECK_THROWS_WITH_AS(
-      plan_vram(4ull << 30, {{"weights", 3ull << 30}, {"kv cache", 1ull << 30}}, 100ull << 20, 8,
-                1000, "--vram-budget"),
-      doctest::Contains("raise --vram-budget"), Error);
+  CHECK_THROWS_WITH_AS(plan_vram(4ull << 30, {{"weights", 3ull << 30}, {"kv cache", 1ull << 30}},
+                                 100ull << 20, 8, 1000, "--vram-budget"),
+                       doctest::Contains("raise --vram-budget"), Error);
 }
 
 TEST_CASE("budgeted backend: counts allocations and refuses one past the limit") {

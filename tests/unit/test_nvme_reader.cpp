@@ -3,9 +3,9 @@
 // offset, layer and expert, and corrupt data is never reported as good.
 #include <doctest/doctest.h>
 
-#include <filesystem>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 
 #include <fmt/format.h>
@@ -91,7 +91,8 @@ TEST_CASE("nvme reader: transient faults are retried until the blob is good") {
   Aligned buf(4 * f.layout.bytes);
   const ExpertId ids[] = {{0, 1}, {0, 2}, {0, 3}, {1, 0}};
   std::vector<uint64_t> t;
-  for (int i = 0; i < 4; ++i) t.push_back(r.submit(request(f.loc, ids[i], buf.get() + i * f.layout.bytes)));
+  for (int i = 0; i < 4; ++i)
+    t.push_back(r.submit(request(f.loc, ids[i], buf.get() + i * f.layout.bytes)));
   for (int i = 0; i < 4; ++i) {
     CAPTURE(i);
     const ReadOutcome out = r.wait(t[size_t(i)]);
@@ -117,9 +118,10 @@ TEST_CASE("nvme reader: permanent faults fail the blob with file, offset, layer 
   const ReadOutcome e = r.wait(r.submit(request(f.loc, {1, 2}, buf.get())));
   CHECK_FALSE(e.ok);
   CHECK_FALSE(e.corrupt);
-  const std::string where = fmt::format("{}: reading layer 1 expert 2 (offset {}, {} bytes) failed "
-                                        "after 3 attempt(s): read of",
-                                        f.loc.path, f.loc.at(1, 2).offset, f.layout.bytes);
+  const std::string where = fmt::format(
+      "{}: reading layer 1 expert 2 (offset {}, {} bytes) failed "
+      "after 3 attempt(s): read of",
+      f.loc.path, f.loc.at(1, 2).offset, f.layout.bytes);
   CHECK(e.error.find(where) == 0);
   CHECK(e.error.find("Input/output error") != std::string::npos);
   const ReadOutcome c = r.wait(r.submit(request(f.loc, {1, 3}, buf.get() + f.layout.bytes)));

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <iterator>
 
 #include "common/error.h"
 #include "offload/offload_config.h"
@@ -107,11 +108,26 @@ TEST_CASE("offload config: flags override and the printed config round-trips") {
 }
 
 TEST_CASE("offload config: the example configs parse") {
-  for (const char* name : {"rtx4090-24gb-64gb-ram.toml", "rtx4090-24gb-128gb-ram.toml",
-                           "rtx6000ada-48gb.toml"}) {
+  for (const char* name :
+       {"rtx4090-24gb-64gb-ram.toml", "rtx4090-24gb-128gb-ram.toml", "rtx6000ada-48gb.toml"}) {
     CAPTURE(name);
     OffloadConfig c;
     load_offload_config(std::string(CS_FIXTURES_DIR) + "/../../configs/" + name, c);
     CHECK(c.device.vram_budget > 0);
+  }
+}
+
+TEST_CASE("offload config: docs/CONFIG.md documents every key") {
+  std::ifstream in(std::string(CS_FIXTURES_DIR) + "/../../docs/CONFIG.md");
+  REQUIRE(in);
+  const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const std::string& key : offload_config_keys()) {
+    CAPTURE(key);
+    const std::string section = "## [" + key.substr(0, key.find('.')) + "]";
+    const std::string row = "| `" + key.substr(key.find('.') + 1) + "` |";
+    const size_t at = doc.find(section);
+    REQUIRE(at != std::string::npos);
+    const size_t next = doc.find("\n## ", at + 1);
+    CHECK(doc.substr(at, next - at).find(row) != std::string::npos);
   }
 }

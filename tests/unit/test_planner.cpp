@@ -32,8 +32,7 @@ struct Fixture {
     planner = std::make_unique<Planner>(*gpu, host.get(), o);
   }
   // tokens: each token's k experts.
-  LayerPlan plan(int layer, const std::vector<std::vector<int>>& tokens,
-                 const Prediction& p = {}) {
+  LayerPlan plan(int layer, const std::vector<std::vector<int>>& tokens, const Prediction& p = {}) {
     ids.clear();
     w.clear();
     for (const auto& t : tokens)

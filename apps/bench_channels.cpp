@@ -141,23 +141,27 @@ Channels measure_channels(Backend& backend, const ExpertLocator& locator,
   if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
   const size_t chunk = std::max<size_t>(locator.max_blob_bytes(), 1 << 20);
   const size_t span = 16 * chunk;
-  Buffer dst = backend.alloc(chunk);
-  std::unique_ptr<CopyEngine> e = backend.host_memory()
-                                      ? make_host_copy_engine({config.device.copy_rate, true})
-                                      : make_cuda_copy_engine(config.device.gpu, nullptr);
-  std::unique_ptr<Pinner> pinner = backend.host_memory() ? nullptr : make_cuda_pinner();
+  // PCIe is measured whenever a GPU is visible, whatever backend computes.
+  const bool gpu = cuda_available() && config.device.backend != "cpu";
+  std::shared_ptr<void> device = gpu ? cuda_device_alloc(config.device.gpu, chunk) : nullptr;
+  Buffer host_dst = device ? Buffer() : backend.alloc(chunk);
+  void* dst = device ? device.get() : host_dst.get();
+  std::unique_ptr<CopyEngine> e = device ? make_cuda_copy_engine(config.device.gpu, nullptr)
+                                         : make_host_copy_engine({config.device.copy_rate, true});
+  std::unique_ptr<Pinner> pinner = device ? make_cuda_pinner() : nullptr;
+  if (!device) c.notes += "copies: no GPU visible, host-only copy engine (memcpy)\n";
   ArenaOptions ao;
   ao.bytes = span;
   ao.pinner = pinner.get();
   ao.background = false;
   HostArena pinned(ao);
   std::memset(pinned.data(), 1, span);
-  c.copy_rate = copy_rate(*e, dst.get(), pinned.data(), chunk, span, 32 * chunk);
+  c.copy_rate = copy_rate(*e, dst, pinned.data(), chunk, span, 32 * chunk);
   if (pinner) {
     std::vector<uint8_t> pageable(span + 4096, 1);
     const uint8_t* p = reinterpret_cast<const uint8_t*>(
         (reinterpret_cast<uintptr_t>(pageable.data()) + 4095) / 4096 * 4096);
-    c.pageable_copy_rate = copy_rate(*e, dst.get(), p, chunk, span, 8 * chunk);
+    c.pageable_copy_rate = copy_rate(*e, dst, p, chunk, span, 8 * chunk);
   }
   c.dram_read_rate = dram_rate(threads, dram_bytes);
   if (!locator.path.empty()) {

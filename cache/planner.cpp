@@ -28,6 +28,16 @@ bool Planner::in_host(ExpertId id) const {
   return !host_ || host_->find(id) >= 0;
 }
 
+// Evictable host slots a miss of this pass takes: one to read into, or the evictable slot it
+// already occupies (it gets pinned); none when its host slot is loading or pinned anyway.
+int Planner::host_cost(ExpertId id) const {
+  if (!host_) return 0;
+  const int s = host_->find(id);
+  if (s < 0) return 1;
+  const SlotInfo& i = host_->slot(s);
+  return i.state == SlotState::kResident && i.pins == 0 && !i.hot;
+}
+
 void Planner::release_host_pins() {
   for (ExpertId id : host_pins_)
     if (host_->find(id) >= 0 && host_->slot(host_->find(id)).pins > 0) host_->unpin(id);
@@ -36,6 +46,7 @@ void Planner::release_host_pins() {
 
 // Host RAM side of a demand copy or CPU computation: read from NVMe when absent, pin either way
 // (until the next pass or layer is planned).
+// REQUIRES: when `id` is in host RAM, add_pass has pinned it already.
 HostFetch Planner::fetch_for_demand(ExpertId id, uint64_t tick) {
   HostFetch f;
   if (!host_) return f;
@@ -45,12 +56,10 @@ HostFetch Planner::fetch_for_demand(ExpertId id, uint64_t tick) {
     f.read = true;
     f.evicted = a->evicted;
     host_->loaded(id);  // demand reads complete before use (see the contract above)
-  } else {
-    host_->mark_used(id);
+    host_->pin(id);
+    host_pins_.push_back(id);
   }
   f.host_slot = host_->find(id);
-  host_->pin(id);
-  host_pins_.push_back(id);
   return f;
 }
 
@@ -134,12 +143,9 @@ LayerPlan Planner::plan(const LayerRouting& r, const Prediction& predicted) {
         const int s = gpu_.find(id);
         if (s >= 0 && gpu_.slot(s).hot) continue;
         if (s >= 0 && gpu_.slot(s).state == SlotState::kLoading) continue;
-        if (s < 0 && opt_.miss_path == MissPath::kCpu && !opt_.chooser) {
-          h_add += !in_host(id);
-          continue;
-        }
+        if (s < 0) h_add += host_cost(id);
+        if (s < 0 && opt_.miss_path == MissPath::kCpu && !opt_.chooser) continue;
         ++g_add;  // resident (stays pinned) or a miss counted as a stream copy
-        h_add += !in_host(id);
       }
       if (need_gpu + g_add > usable || need_host + h_add > host_free) break;
       need_gpu += g_add;
@@ -186,6 +192,14 @@ void Planner::add_pass(LayerPlan& plan, int t0, int t1, const std::vector<Expert
     gpu_.mark_used(id);
     gpu_.pin(id);
   }
+  // Likewise in host RAM: the misses already there are pinned before any host slot is taken.
+  if (host_)
+    for (const ExpertId id : experts)
+      if (gpu_.find(id) < 0 && host_->find(id) >= 0) {
+        host_->mark_used(id);
+        host_->pin(id);
+        host_pins_.push_back(id);
+      }
   for (size_t i = 0; i < experts.size(); ++i) {
     const ExpertId id = experts[i];
     if (gpu_.find(id) >= 0) continue;
@@ -247,6 +261,10 @@ std::vector<PlanCopy> Planner::plan_hot_set(const std::vector<HotSetEntry>& hot,
       continue;
     }
     gpu_.loaded(e.id);
+    if (host_ && host_->find(e.id) >= 0) {
+      host_->pin(e.id);
+      host_pins_.push_back(e.id);
+    }
     out.push_back({e.id, a->slot, a->evicted, fetch_for_demand(e.id, 0), 0});
   }
   return out;

@@ -73,6 +73,7 @@ class Planner {
 
  private:
   bool in_host(ExpertId id) const;
+  int host_cost(ExpertId id) const;
   void release_host_pins();
   HostFetch fetch_for_demand(ExpertId id, uint64_t tick);
   void add_pass(LayerPlan& plan, int t0, int t1, const std::vector<ExpertId>& experts,

@@ -16,6 +16,9 @@ std::unique_ptr<CopyEngine> make_cuda_copy_engine(int, void*) {
 std::string cuda_pci_bus_id(int) {
   return {};
 }
+std::shared_ptr<void> cuda_device_alloc(int, size_t) {
+  return nullptr;
+}
 std::optional<DeviceMemoryInfo> cuda_memory_info(int) {
   return std::nullopt;
 }

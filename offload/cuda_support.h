@@ -27,6 +27,9 @@ std::unique_ptr<CopyEngine> make_cuda_copy_engine(int device, void* compute_stre
 // "0000:65:00.0", or empty when unknown.
 std::string cuda_pci_bus_id(int device);
 
+// Raw device memory (cudaMalloc), for measurements outside a backend (bench). Null without CUDA.
+std::shared_ptr<void> cuda_device_alloc(int device, size_t bytes);
+
 struct DeviceMemoryInfo {
   uint64_t free = 0, total = 0;
 };

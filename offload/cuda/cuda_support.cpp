@@ -141,6 +141,15 @@ std::string cuda_pci_bus_id(int device) {
   return buf;
 }
 
+std::shared_ptr<void> cuda_device_alloc(int device, size_t bytes) {
+  void* p = nullptr;
+  if (cudaSetDevice(device) != cudaSuccess || cudaMalloc(&p, bytes) != cudaSuccess) {
+    cudaGetLastError();
+    return nullptr;
+  }
+  return std::shared_ptr<void>(p, [](void* q) { cudaFree(q); });
+}
+
 std::optional<DeviceMemoryInfo> cuda_memory_info(int device) {
   int prev = 0;
   if (cudaGetDevice(&prev) != cudaSuccess || cudaSetDevice(device) != cudaSuccess) {

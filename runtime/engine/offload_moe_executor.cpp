@@ -42,9 +42,12 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
   prepare();
   const auto t0 = std::chrono::steady_clock::now();
   if (layer == first_moe_ || !telemetry_.in_step()) begin_step(T);
-  if (T > max_T_)
-    fail(ErrorKind::kInvalidArgument, "offload executor: {} tokens in a step, prepared for {}", T,
-         max_T_);
+  if (T > max_T_) {  // a larger batch than device.max_batch: grow the per-token workspaces
+    max_T_ = T;
+    if (lookahead_logits_.get())
+      lookahead_logits_ = backend_.alloc(size_t(T) * size_t(predictor_->lookahead()) * size_t(E_) * 4);
+    if (cpu_out_.get()) cpu_out_ = backend_.alloc(size_t(T) * size_t(H_) * 4);
+  }
   StepTelemetry& st = telemetry_.current();
   const MoverStats before = mover_->stats();
   const uint64_t gpu_evictions = gpu_cache_->evictions();

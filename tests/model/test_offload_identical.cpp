@@ -7,7 +7,9 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <random>
 
+#include "cache/planner.h"
 #include "common/error.h"
 #include "offload/blob_pack.h"
 #include "offload/fault_injection.h"
@@ -288,18 +290,83 @@ TEST_CASE("offload: misses computed on the CPU agree with the resident path") {
   auto backend = make_cpu_reference_backend();
   const std::vector<int32_t> prompt = ref.ints("prompt.d");
   const Outputs want = run(*model, *backend, nullptr, prompt, 256);
-  Case c;
-  c.slots = model->config().n_experts_per_tok;
-  c.cfg.cache.miss_path = MissPath::kCpu;
-  c.cfg.predictor.kind = PredictorKind::kNone;  // prefetches would still fill GPU slots
-  OffloadMoeExecutor ex(*backend, *model, options(c));
-  const Outputs got = run(*model, *backend, &ex, prompt, 256);
+  test::TempDir dir;
+  const ExpertLocator loc = write_experts(*model, dir.file("experts.bin"));
+  const int K = model->config().n_experts_per_tok;
+  for (bool nvme : {false, true})
+    for (PredictorKind pk : {PredictorKind::kNone, PredictorKind::kLookahead}) {
+      CAPTURE(nvme);
+      CAPTURE(predictor_name(pk));
+      Case c;
+      c.slots = K;
+      c.cfg.cache.miss_path = MissPath::kCpu;
+      c.cfg.predictor.kind = pk;  // prefetches still fill GPU slots in the background
+      c.cfg.predictor.threshold = 0.0;
+      c.cfg.device.max_batch = 5;
+      if (nvme) c.cfg.memory.host_budget = uint64_t(K + 1) * loc.max_blob_bytes();
+      OffloadMoeExecutor ex(*backend, *model, options(c, nvme ? &loc : nullptr));
+      const Outputs got = run(*model, *backend, &ex, prompt, 5);
+      const size_t V = size_t(model->config().vocab_size);
+      for (size_t r = 0; r < prompt.size(); ++r)
+        CHECK(test::max_rel_error(&got.prefill[r * V], &want.prefill[r * V], V) < 1e-5);
+      CHECK(got.tokens == want.tokens);
+      const OffloadTelemetry& t = ex.telemetry();
+      CHECK(t.total.cpu > 0);
+      CHECK(t.total.demand == 0);
+      if (pk == PredictorKind::kNone) CHECK(t.total.bytes_host_to_gpu == 0);
+      if (nvme) CHECK(t.total.bytes_nvme_to_host > 0);
+    }
+}
+
+TEST_CASE("offload: random configurations agree with the resident path (fuzz)") {
+  auto model = Model::load(test::fixture("qwen3moe-dense"));
+  test::Reference ref("qwen3moe-dense");
+  auto backend = make_cpu_reference_backend();
+  test::TempDir dir;
+  const ExpertLocator loc = write_experts(*model, dir.file("experts.bin"));
+  const int K = model->config().n_experts_per_tok, E = model->config().n_experts;
+  const int n_moe = moe_layer_count(*model);
+  struct OddOnCpu final : MissPathChooser {
+    MissPath choose(const MissInfo& m) override {
+      return m.id.expert % 2 ? MissPath::kCpu : MissPath::kStream;
+    }
+  } chooser;
+  std::mt19937 rng(12345);
+  const std::vector<int32_t> prompt = ref.ints("prompt.d");
+  const Outputs want = run(*model, *backend, nullptr, prompt, 256);
   const size_t V = size_t(model->config().vocab_size);
-  for (size_t r = 0; r < prompt.size(); ++r)
-    CHECK(test::max_rel_error(&got.prefill[r * V], &want.prefill[r * V], V) < 1e-5);
-  CHECK(got.tokens == want.tokens);
-  const OffloadTelemetry& t = ex.telemetry();
-  CHECK(t.total.cpu > 0);
-  CHECK(t.total.demand == 0);
-  CHECK(t.total.bytes_host_to_gpu == 0);
+  for (int iter = 0; iter < 40; ++iter) {
+    Case c;
+    const bool per_layer = rng() % 3 == 0;
+    c.cfg.cache.allocation = per_layer ? SlotAllocation::kPerLayer : SlotAllocation::kGlobal;
+    const int lo = per_layer ? K * n_moe : K;
+    c.slots = lo + int(rng() % uint32_t(n_moe * E - lo + 1));
+    c.cfg.cache.policy = PolicyKind(rng() % 3);
+    c.cfg.cache.host_policy = PolicyKind(rng() % 3);
+    c.cfg.cache.prefetch_share = (rng() % 5) / 4.0;
+    c.cfg.predictor.kind = PredictorKind(rng() % 3);
+    c.cfg.predictor.horizon = 1 + int(rng() % 2);
+    c.cfg.predictor.threshold = (rng() % 3) / 10.0;
+    const int batch = 1 + int(rng() % 12);
+    c.cfg.device.max_batch = batch;
+    const bool nvme = rng() % 2, hybrid = rng() % 4 == 0;
+    if (nvme) c.cfg.memory.host_budget = uint64_t(K + int(rng() % 8)) * loc.max_blob_bytes();
+    CAPTURE(iter);
+    CAPTURE(c.slots);
+    CAPTURE(nvme);
+    CAPTURE(hybrid);
+    CAPTURE(batch);
+    OffloadOptions o = options(c, nvme ? &loc : nullptr);
+    if (hybrid) o.chooser = &chooser;
+    OffloadMoeExecutor ex(*backend, *model, std::move(o));
+    const Outputs got = run(*model, *backend, &ex, prompt, batch);
+    if (!hybrid) {
+      CHECK(same_bits(got.prefill, want.prefill));
+      CHECK(same_bits(got.decode, want.decode));
+    } else {
+      for (size_t r = 0; r < prompt.size(); ++r)
+        CHECK(test::max_rel_error(&got.prefill[r * V], &want.prefill[r * V], V) < 1e-5);
+    }
+    CHECK(got.tokens == want.tokens);
+  }
 }

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <fstream>
 #include <random>
 
 #include "cache/planner.h"
@@ -369,4 +370,37 @@ TEST_CASE("offload: random configurations agree with the resident path (fuzz)") 
     }
     CHECK(got.tokens == want.tokens);
   }
+}
+
+TEST_CASE("offload: a hot-set profile pins its experts in GPU slots for the whole run") {
+  auto model = Model::load(test::fixture("mixtral"));
+  test::Reference ref("mixtral");
+  auto backend = make_cpu_reference_backend();
+  test::TempDir dir;
+  const std::string profile = dir.file("hot.txt");
+  {
+    std::ofstream f(profile);
+    f << "# coldstream hot set v1\n0 1 0.9\n1 3 0.8\n0 5\n";
+  }
+  const std::vector<int32_t> prompt = ref.ints("prompt.d");
+  const Outputs want = run(*model, *backend, nullptr, prompt, 256);
+  Case c;
+  c.slots = model->config().n_experts_per_tok + 3;  // 3 hot + k for the rest
+  c.cfg.cache.hot_set = profile;
+  c.cfg.cache.policy = PolicyKind::kLru;
+  OffloadMoeExecutor ex(*backend, *model, options(c));
+  std::vector<ExpertId> evicted;
+  ex.set_plan_observer([&](const LayerPlan& p) {
+    for (ExpertId id : p.gpu_evictions()) evicted.push_back(id);
+  });
+  const Outputs got = run(*model, *backend, &ex, prompt, 4);
+  CHECK(same_bits(got.prefill, want.prefill));
+  CHECK(same_bits(got.decode, want.decode));
+  CHECK_FALSE(evicted.empty());
+  for (ExpertId hot : {ExpertId{0, 1}, ExpertId{1, 3}, ExpertId{0, 5}})
+    CHECK(std::find(evicted.begin(), evicted.end(), hot) == evicted.end());
+  c.cfg.cache.hot_set = dir.file("missing.txt");
+  OffloadMoeExecutor bad(*backend, *model, options(c));
+  CHECK_THROWS_WITH_AS(bad.prepare(), doctest::Contains("missing.txt: cannot open the hot-set"),
+                       Error);
 }

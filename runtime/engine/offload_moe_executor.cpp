@@ -45,7 +45,8 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
   if (T > max_T_) {  // a larger batch than device.max_batch: grow the per-token workspaces
     max_T_ = T;
     if (lookahead_logits_.get())
-      lookahead_logits_ = backend_.alloc(size_t(T) * size_t(predictor_->lookahead()) * size_t(E_) * 4);
+      lookahead_logits_ =
+          backend_.alloc(size_t(T) * size_t(predictor_->lookahead()) * size_t(E_) * 4);
     if (cpu_out_.get()) cpu_out_ = backend_.alloc(size_t(T) * size_t(H_) * 4);
   }
   StepTelemetry& st = telemetry_.current();

@@ -1,5 +1,5 @@
-// `coldstream bench-offload`: measures the host's channels, then runs prefill and decode through the
-// offload engine on a model (a Hugging Face directory, or a synthetic one built in memory with
+// `coldstream bench-offload`: measures the host's channels, then runs prefill and decode through
+// the offload engine on a model (a Hugging Face directory, or a synthetic one built in memory with
 // its experts in a scratch blob file) and prints each result next to the bound the channels
 // imply, with hit rates, predictor precision/recall, bytes per token from each tier, stalls and
 // the routing entropy. --ablation runs the cache policy x predictor grid of the offload issue.

@@ -40,8 +40,8 @@ class OffloadRuntime {
   // `device`: a --device value; "auto" defers to config.device.backend and config.device.gpu.
   // The CUDA backend enforces device.vram_budget itself; other backends are wrapped in a
   // BudgetedBackend that does.
-  OffloadRuntime(const Model& model, const OffloadConfig& config, const std::string& device = "auto",
-                 OffloadOptions options = {});
+  OffloadRuntime(const Model& model, const OffloadConfig& config,
+                 const std::string& device = "auto", OffloadOptions options = {});
   Backend& backend() { return budgeted_ ? *budgeted_ : *device_; }
   OffloadMoeExecutor* executor() { return executor_.get(); }
   const OffloadConfig& config() const { return config_; }

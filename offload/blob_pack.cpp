@@ -3,10 +3,15 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "common/error.h"
 #include "common/half.h"
@@ -95,19 +100,44 @@ ExpertLocator write_blob_file(const std::string& path, int n_layers, int n_exper
   uint64_t off = (first_offset + kBlobAlign - 1) / kBlobAlign * kBlobAlign;
   size_t max_bytes = 0;
   for (const ExpertLayout& l : layouts) max_bytes = std::max(max_bytes, l.bytes);
-  std::unique_ptr<void, decltype(&std::free)> buf(
-      std::aligned_alloc(kBlobAlign, max_bytes + kBlobAlign), &std::free);
-  for (int l = 0; l < n_layers; ++l) {
-    const ExpertLayout& lay = layouts[size_t(l)];
-    if (lay.bytes == 0) continue;
-    for (int e = 0; e < n_experts; ++e) {
-      make(l, e, buf.get());
+  // Blobs are made by a few threads at a time (random INT4 experts are slow to make one by one)
+  // and written in order.
+  std::vector<std::pair<int, int>> todo;
+  for (int l = 0; l < n_layers; ++l)
+    if (layouts[size_t(l)].bytes)
+      for (int e = 0; e < n_experts; ++e) todo.push_back({l, e});
+  const size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 16);
+  std::vector<std::unique_ptr<void, decltype(&std::free)>> bufs;
+  for (size_t t = 0; t < std::min(threads, std::max<size_t>(todo.size(), 1)); ++t)
+    bufs.emplace_back(std::aligned_alloc(kBlobAlign, max_bytes + kBlobAlign), &std::free);
+  std::exception_ptr error;
+  std::mutex error_mu;
+  for (size_t first = 0; first < todo.size(); first += bufs.size()) {
+    const size_t n = std::min(bufs.size(), todo.size() - first);
+    std::vector<std::thread> ts;
+    for (size_t t = 0; t < n; ++t)
+      ts.emplace_back([&, t] {
+        try {
+          make(todo[first + t].first, todo[first + t].second, bufs[t].get());
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(error_mu);
+          error = std::current_exception();
+        }
+      });
+    for (auto& th : ts) th.join();
+    if (error) {
+      ::close(fd);
+      std::rethrow_exception(error);
+    }
+    for (size_t t = 0; t < n; ++t) {
+      const auto [l, e] = todo[first + t];
+      const ExpertLayout& lay = layouts[size_t(l)];
       ExpertBlobLocation& b = loc.at(l, e);
       b.offset = off;
       b.bytes = lay.bytes;
       b.layout = lay;
-      b.xxh3 = blob_checksum(buf.get(), lay.bytes);
-      const char* p = static_cast<const char*>(buf.get());
+      b.xxh3 = blob_checksum(bufs[t].get(), lay.bytes);
+      const char* p = static_cast<const char*>(bufs[t].get());
       for (size_t done = 0; done < lay.bytes;) {
         const ssize_t w = ::pwrite(fd, p + done, lay.bytes - done, off_t(off + done));
         if (w <= 0) {

@@ -26,7 +26,8 @@ void fill_random_q4_blob(const ExpertLayout& layout, uint64_t seed, float scale,
 
 // Writes blobs for every (layer, expert) with layouts[layer].bytes > 0 to `path` at 4 KiB
 // aligned offsets (starting at `first_offset`), each produced by make(layer, expert, dst), and
-// returns the locator with checksums. Throws cs::Error (kIo) naming the path.
+// returns the locator with checksums. `make` runs on several threads at once (one blob each).
+// Throws cs::Error (kIo) naming the path.
 ExpertLocator write_blob_file(const std::string& path, int n_layers, int n_experts,
                               const std::vector<ExpertLayout>& layouts,
                               const std::function<void(int, int, void*)>& make,

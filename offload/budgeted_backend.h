@@ -1,6 +1,8 @@
 // A Backend that forwards every op to another and counts the memory allocated through it,
 // refusing an allocation that would pass a limit: the runtime's guarantee that it never uses
-// more GPU memory than its budget, checked where the memory is taken.
+// more GPU memory than its budget, checked where the memory is taken. For backends without a
+// budget of their own (the CPU backends, tests); the CUDA backend enforces
+// CudaBackendOptions::vram_budget itself. Both report Backend::memory_used()/memory_budget().
 //
 // Thread-safety: as the wrapped backend (one thread at a time).
 #pragma once
@@ -31,6 +33,8 @@ class BudgetedBackend final : public Backend {
     inner_.download(dst, src, bytes);
   }
   void synchronize() override { inner_.synchronize(); }
+  size_t memory_used() const override { return allocated_; }
+  size_t memory_budget() const override { return limit_; }
   void embed(const MatView& t, const int32_t* ids, int T, float* out) override {
     inner_.embed(t, ids, T, out);
   }
@@ -47,8 +51,15 @@ class BudgetedBackend final : public Backend {
     inner_.norm_rope(x, T, heads, head_dim, norm, eps, pos0, rope);
   }
   void kv_store(const float* k, const float* v, int T, int pos0, int kv_dim, DType kv_dtype,
-                void* k_cache, void* v_cache) override {
-    inner_.kv_store(k, v, T, pos0, kv_dim, kv_dtype, k_cache, v_cache);
+                void* k_cache, void* v_cache, const int32_t* pos = nullptr) override {
+    inner_.kv_store(k, v, T, pos0, kv_dim, kv_dtype, k_cache, v_cache, pos);
+  }
+  void qk_norm_rope_store(float* q, float* k, const float* v, int T, int n_heads, int n_kv_heads,
+                          int head_dim, const MatView& q_norm, const MatView& k_norm, float eps,
+                          int pos0, const RopeArgs& rope, DType kv_dtype, void* k_cache,
+                          void* v_cache) override {
+    inner_.qk_norm_rope_store(q, k, v, T, n_heads, n_kv_heads, head_dim, q_norm, k_norm, eps, pos0,
+                              rope, kv_dtype, k_cache, v_cache);
   }
   void attention(const AttentionArgs& a) override { inner_.attention(a); }
   void router(const float* logits, int T, int n_experts, int k, bool renormalize, int32_t* ids,
@@ -56,6 +67,12 @@ class BudgetedBackend final : public Backend {
     inner_.router(logits, T, n_experts, k, renormalize, ids, weights);
   }
   void moe(const MoeArgs& a) override { inner_.moe(a); }
+  void sample(const float* logits, int V, const SampleArgs& s, const float* u,
+              int32_t* token) override {
+    inner_.sample(logits, V, s, u, token);
+  }
+  bool supports_sampling(const SampleArgs& s) const override { return inner_.supports_sampling(s); }
+  // Graphs are not forwarded: a captured step could not re-plan expert placement.
 
  protected:
   void free(void* ptr) override;

@@ -13,7 +13,6 @@
 #include "common/error.h"
 #include "common/units.h"
 #include "offload/blob_pack.h"
-#include "offload/budgeted_backend.h"
 #include "offload/copy_engine.h"
 #include "offload/cuda_support.h"
 #include "offload/expert_mover.h"
@@ -64,6 +63,19 @@ OffloadMoeExecutor::OffloadMoeExecutor(Backend& backend, const Model& model, Off
         b.bytes = b.layout.bytes;
       }
     locator_ = own_locator_.get();
+  }
+  {
+    const ExpertLayout& l = locator_->at(first_moe_, 0).layout;
+    expert_dtype_ = l.gate.dtype;
+    expert_inter_ = int(l.gate.rows);
+    for (int l2 : moe_layers_)
+      for (int e = 0; e < E_; ++e) {
+        const ExpertLayout& x = locator_->at(l2, e).layout;
+        if (x.gate.dtype != expert_dtype_ || x.gate.rows != l.gate.rows || x.gate.cols != H_)
+          fail(ErrorKind::kUnsupported,
+               "offload: expert {} of layer {} differs in type or shape from layer {}'s experts", e,
+               l2, first_moe_);
+      }
   }
 
   // Host tier: arena (pinned in the background when the backend is a GPU), NVMe reader.
@@ -156,9 +168,11 @@ void OffloadMoeExecutor::prepare() {
   const int n_ahead = predictor_->lookahead();
   const MatView& r0 = model_.weights().layers[size_t(first_moe_)].router;
 
+  // What the rest of the runtime holds now (weights, KV cache, scratch), as the backend counts it:
+  // the CUDA backend and BudgetedBackend count every allocation.
   std::vector<MemoryItem> items;
-  auto* budgeted = dynamic_cast<BudgetedBackend*>(&backend_);
-  if (budgeted) items.push_back({"weights, KV cache, scratch", budgeted->allocated()});
+  if (backend_.memory_used())
+    items.push_back({"weights, KV cache, scratch", uint64_t(backend_.memory_used())});
   const uint64_t reserve =
       cfg.device.reserve ? cfg.device.reserve : (backend_.host_memory() ? 0 : 768ull << 20);
   if (reserve) items.push_back({"driver/library reserve", reserve});
@@ -174,7 +188,7 @@ void OffloadMoeExecutor::prepare() {
   if (cpu_path) items.push_back({"CPU expert results", uint64_t(max_T_) * uint64_t(H_) * 4});
   if (pinner_) items.push_back({"pinning probe (one slot)", slot_bytes});
   const uint64_t budget =
-      budgeted && budgeted->limit() ? budgeted->limit() : cfg.device.vram_budget;
+      backend_.memory_budget() ? backend_.memory_budget() : cfg.device.vram_budget;
   if (opt_.gpu_slots > 0) {
     vram_ = VramPlan{budget, items, slot_bytes, opt_.gpu_slots};
     if (opt_.gpu_slots < min_slots)

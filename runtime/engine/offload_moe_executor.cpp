@@ -164,6 +164,8 @@ void OffloadMoeExecutor::run_pass(const PlanPass& pass, int pass_no, const float
   a.k = K_;
   a.table = table.as<const ExpertWeights>();
   a.n_experts = E_;
+  a.dtype = expert_dtype_;
+  a.inter = expert_inter_;
   a.out = out + t0 * size_t(H_);
   backend_.moe(a);
   if (!pass.cpu.empty()) run_cpu(pass, a.x, a.out);
@@ -190,6 +192,8 @@ void OffloadMoeExecutor::run_cpu(const PlanPass& pass, const float* x, float* ou
   a.k = K_;
   a.table = table.data();
   a.n_experts = E_;
+  a.dtype = expert_dtype_;
+  a.inter = expert_inter_;
   a.out = host_cpu_out_.data();
   cpu_backend_->moe(a);
   backend_.upload(cpu_out_.get(), host_cpu_out_.data(), n * 4);

@@ -107,6 +107,8 @@ class OffloadMoeExecutor final : public MoeExecutor {
   const Model& model_;
   OffloadOptions opt_;
   int H_, K_, E_, n_layers_;
+  DType expert_dtype_ = DType::kF32;  // every expert shares one format (MoeArgs::dtype, inter)
+  int expert_inter_ = 0;
   std::vector<int> moe_layers_;
   int first_moe_ = -1;
 

@@ -404,3 +404,24 @@ TEST_CASE("offload: a hot-set profile pins its experts in GPU slots for the whol
   CHECK_THROWS_WITH_AS(bad.prepare(), doctest::Contains("missing.txt: cannot open the hot-set"),
                        Error);
 }
+
+TEST_CASE("offload: logits identical to resident on the fast CPU backend too") {
+  auto model = Model::load(test::fixture("qwen3moe"));
+  test::Reference ref("qwen3moe");
+  auto backend = make_cpu_backend();
+  const std::vector<int32_t> prompt = ref.ints("prompt.d");
+  const Outputs want = run(*model, *backend, nullptr, prompt, 256);
+  const int K = model->config().n_experts_per_tok;
+  for (int slots : {K, K + 3})
+    for (int batch : {256, 4}) {
+      CAPTURE(slots);
+      CAPTURE(batch);
+      Case c;
+      c.slots = slots;
+      c.cfg.device.max_batch = batch;
+      OffloadMoeExecutor ex(*backend, *model, options(c));
+      const Outputs got = run(*model, *backend, &ex, prompt, batch);
+      CHECK(same_bits(got.prefill, want.prefill));
+      CHECK(same_bits(got.decode, want.decode));
+    }
+}

@@ -45,10 +45,14 @@ class DeviceMemory final : public Backend {
   void norm_rope(float*, int, int, int, const MatView&, float, int, const RopeArgs&) override {
     no();
   }
-  void kv_store(const float*, const float*, int, int, int, DType, void*, void*) override { no(); }
+  void kv_store(const float*, const float*, int, int, int, DType, void*, void*,
+                const int32_t*) override {
+    no();
+  }
   void attention(const AttentionArgs&) override { no(); }
   void router(const float*, int, int, int, bool, int32_t*, float*) override { no(); }
   void moe(const MoeArgs&) override { no(); }
+  void sample(const float*, int, const SampleArgs&, const float*, int32_t*) override { no(); }
 
  protected:
   void free(void* p) override { cudaFree(p); }

@@ -17,6 +17,7 @@
 #include "apps/offload_cli.h"
 #include "common/error.h"
 #include "common/units.h"
+#include "runtime/engine/offload_locator.h"
 #include "runtime/engine/session.h"
 
 namespace cs::cli {
@@ -204,6 +205,10 @@ void run_bench(const BenchArgs& a) {
     loc = &locator;
   } else {
     owned = Model::load(a.model);
+    if (owned->packed_file()) {  // the NVMe tier reads the packed file: measure the disk too
+      locator = expert_locator(*owned->packed_file());
+      loc = &locator;
+    }
   }
   const Model& model = *owned;
 

@@ -1,26 +1,27 @@
 #!/usr/bin/env bash
 # Builds coldstream with CUDA and runs the offload engine's GPU tests and benchmarks on the GPU
-# machine (scenarios of BENCHMARKS.md). Results go to $OUT (default: bench-out/) as logs and JSON.
+# machine (the scenarios of BENCHMARKS.md) through `coldstream bench-offload`, on random-weight
+# packed models written by `coldstream synth`. Results go to $OUT (default: bench-out/) as text,
+# stderr logs and JSON; summary.txt names the card, the commit and the date.
 #
 #   tools/bench_offload.sh [STEP...] [--model PATH] [--scratch DIR] [--quick]
 #
 # Steps (default: all, in this order; each should fit one 10-minute run on the GPU machine):
 #   build     CUDA build (CS_CUDA=ON) of everything
-#   test      ctest: gpu label, then the offload unit and model tests
-#   tiny      synthetic tiny model: channels + ablation (cache x prefetch), uniform and skewed
+#   test      ctest: the gpu label, then the offload unit and model tests
+#   tiny      synth tiny-qwen3: channels + ablation (cache x prefetch), uniform and skewed
 #   s235      S235: Qwen3-235B-A22B shape, 20 layers, VRAM budget 5 GiB, every expert in RAM
-#   s235nvme  S235-nvme: as S235 with half the expert bytes in RAM, the rest read from NVMe
+#   s235nvme  S235-nvme: the same file, half the expert bytes in RAM, the rest read from NVMe
 #   s30off    S30-off: Qwen3-30B-A3B shape, 48 layers, VRAM budget 6 GiB
 #   s30abl    the ablation (no cache / LRU / router-frequency x no prefetch / lookahead 1 / 2)
-#             on the S30 shape cut to 12 layers, VRAM budget 2 GiB, uniform and skewed routing
+#             on the S30 shape cut to 12 layers, VRAM budget 3 GiB, uniform and skewed routing
+#   clean     delete the synthetic model files
 # Options:
-#   --model PATH  run s235/s235nvme/s30off on this model (a packed file from `coldstream synth`,
-#                 once the packed reader passes its ExpertLocator) instead of the in-memory
-#                 synthetic shapes. The synthetic shapes keep non-expert weights in BF16, so S235
-#                 uses a 32000-token vocabulary to fit them in its 5 GiB budget.
-#   --scratch DIR where synthetic expert blob files are written (default: /tmp/coldstream-bench;
-#                 S235 writes ~27 GB, deleted after each step)
-#   --quick       short runs (prefill 256, decode 32+16) for a smoke test
+#   --model PATH  run s235, s235nvme and s30off on this model (packed .cst or HF directory)
+#                 instead of the synthetic files
+#   --scratch DIR where synthetic models are written (default: /tmp/coldstream-bench; S235 at 20
+#                 layers is ~30 GB, S30 ~18 GB; kept between steps until `clean`)
+#   --quick       short runs (prefill 256, decode 32 + 16 tokens) for a smoke test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-bench-out}
@@ -33,7 +34,7 @@ while [[ $# -gt 0 ]]; do
     --model) model=$2; shift 2 ;;
     --scratch) scratch=$2; shift 2 ;;
     --quick) quick=1; shift ;;
-    build|test|tiny|s235|s235nvme|s30off|s30abl) steps+=("$1"); shift ;;
+    build|test|tiny|s235|s235nvme|s30off|s30abl|clean) steps+=("$1"); shift ;;
     *) echo "bench_offload.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -42,18 +43,26 @@ mkdir -p "$out" "$scratch"
 bin=build/apps/coldstream
 log() { echo "== $*" | tee -a "$out/summary.txt"; }
 info() {
-  { date -u +%FT%TZ; git rev-parse --short HEAD; nvidia-smi --query-gpu=name,memory.total,pcie.link.gen.current,pcie.link.width.current --format=csv,noheader || true; nproc; free -g | head -2; } >>"$out/summary.txt" 2>&1
+  { date -u +%FT%TZ; git rev-parse --short HEAD
+    nvidia-smi --query-gpu=name,memory.total,pcie.link.gen.current,pcie.link.width.current --format=csv,noheader || true
+    nproc; free -g | head -2; df -h "$scratch" | tail -1; } >>"$out/summary.txt" 2>&1
 }
 
-# Prefill/decode sizes of BENCHMARKS.md, or short ones.
-if [[ $quick -eq 1 ]]; then big=(--prefill 256 --prompt 32 --generate 16); else big=(--prefill 2048 --prompt 512 --generate 128); fi
+# Sizes of BENCHMARKS.md (prefill 2048; decode: prompt 512, 128 generated), or short ones.
+if [[ $quick -eq 1 ]]; then sizes=(--prefill 256 --prompt 32 --generate 16); else sizes=(--prefill 2048 --prompt 512 --generate 128); fi
 
-# $1: name; the rest: arguments of coldstream bench (model or synthetic shape, budgets).
+# synth NAME ARGS...: writes $scratch/NAME.cst once (coldstream synth ARGS).
+synth() {
+  local name=$1; shift
+  [[ -f $scratch/$name.cst ]] && return 0
+  log "synth $name: $*"
+  "$bin" synth "$@" --out "$scratch/$name.cst" --probe-tokens 64 2>&1 | tail -3 | tee -a "$out/summary.txt"
+}
+# scenario NAME ARGS...: coldstream bench-offload ARGS, text + JSON + stderr into $out.
 scenario() {
   local name=$1; shift
-  log "$name: $*"
-  "$bin" bench-offload --scratch "$scratch" --json "$out/$name.json" "$@" 2>"$out/$name.err" | tee "$out/$name.txt"
-  rm -f "$scratch"/synthetic-experts.bin
+  log "$name: bench-offload $*"
+  "$bin" bench-offload --json "$out/$name.json" "$@" 2>"$out/$name.err" | tee "$out/$name.txt"
 }
 
 for step in "${steps[@]}"; do
@@ -62,24 +71,30 @@ for step in "${steps[@]}"; do
       info
       ./scripts/build.sh -DCS_CUDA=ON 2>&1 | tail -3 ;;
     test)
-      (cd build && ctest -L gpu --output-on-failure) 2>&1 | tee "$out/test-gpu.txt"
+      (cd build && ctest -L gpu --output-on-failure) 2>&1 | tail -15 | tee "$out/test-gpu.txt"
       (cd build && ctest -R 'offload|planner|slot cache|policy|LRU|LFU|Belady|router freq|predict|nvme|locator|host arena|copy engine|VRAM|budget|config|hot-set' --output-on-failure) 2>&1 | tail -5 | tee "$out/test-offload.txt" ;;
     tiny)
-      scenario tiny-uniform --synthetic tiny --prefill 256 --prompt 64 --generate 64 --vram-budget 24MiB --host-budget 2MiB --ablation
-      scenario tiny-skewed --synthetic tiny --skew 1 --prefill 256 --prompt 64 --generate 64 --vram-budget 24MiB --host-budget 2MiB --ablation ;;
+      synth tiny --shape tiny-qwen3
+      synth tiny-skewed --shape tiny-qwen3 --skew 1.2
+      scenario tiny-uniform --model "$scratch/tiny.cst" --vram-budget 24MiB --host-budget 2MiB --ablation "${sizes[@]}"
+      scenario tiny-skewed --model "$scratch/tiny-skewed.cst" --vram-budget 24MiB --host-budget 2MiB --ablation --no-channels "${sizes[@]}" ;;
     s235)
-      if [[ -n $model ]]; then scenario s235 --model "$model" --vram-budget 5GiB --ablation "${big[@]}"
-      else scenario s235 --synthetic qwen3-235b-a22b --layers 20 --vocab 32000 --vram-budget 5GiB "${big[@]}"; fi ;;
+      m=$model; [[ -z $m ]] && { synth s235 --shape qwen3-235b-a22b --layers 20; m=$scratch/s235.cst; }
+      scenario s235 --model "$m" --vram-budget 5GiB "${sizes[@]}" ;;
     s235nvme)
-      # Half of 20 x 128 experts of 10.6 MB (the blob size bench prints): 13.6 GB.
-      if [[ -n $model ]]; then scenario s235-nvme --model "$model" --vram-budget 5GiB --host-budget 13GiB --horizon 2 "${big[@]}"
-      else scenario s235-nvme --synthetic qwen3-235b-a22b --layers 20 --vocab 32000 --vram-budget 5GiB --host-budget 13GiB --horizon 2 "${big[@]}"; fi ;;
+      # Half of the expert bytes (20 x 128 blobs of ~10.6 MB = 27 GB) in RAM.
+      m=$model; [[ -z $m ]] && { synth s235 --shape qwen3-235b-a22b --layers 20; m=$scratch/s235.cst; }
+      scenario s235-nvme --model "$m" --vram-budget 5GiB --host-budget 13GiB --horizon 2 "${sizes[@]}" ;;
     s30off)
-      if [[ -n $model ]]; then scenario s30-off --model "$model" --vram-budget 6GiB "${big[@]}"
-      else scenario s30-off --synthetic qwen3-30b-a3b --vram-budget 6GiB "${big[@]}"; fi ;;
+      m=$model; [[ -z $m ]] && { synth s30 --shape qwen3-30b-a3b; m=$scratch/s30.cst; }
+      scenario s30-off --model "$m" --vram-budget 6GiB "${sizes[@]}" ;;
     s30abl)
-      scenario s30-ablation-uniform --synthetic qwen3-30b-a3b --layers 12 --vocab 32000 --vram-budget 2GiB --ablation --no-channels --prefill 512 --prompt 128 --generate 64
-      scenario s30-ablation-skewed --synthetic qwen3-30b-a3b --layers 12 --vocab 32000 --skew 1 --vram-budget 2GiB --ablation --no-channels --prefill 512 --prompt 128 --generate 64 ;;
+      synth s30-12 --shape qwen3-30b-a3b --layers 12
+      synth s30-12-skewed --shape qwen3-30b-a3b --layers 12 --skew 1.2
+      scenario s30-ablation-uniform --model "$scratch/s30-12.cst" --vram-budget 3GiB --ablation --no-channels --prefill 512 --prompt 128 --generate 64
+      scenario s30-ablation-skewed --model "$scratch/s30-12-skewed.cst" --vram-budget 3GiB --ablation --no-channels --prefill 512 --prompt 128 --generate 64 ;;
+    clean)
+      rm -f "$scratch"/*.cst ;;
   esac
 done
 log "done: results in $out/"

@@ -18,6 +18,7 @@
 #include "offload/expert_mover.h"
 #include "offload/host_tier.h"
 #include "offload/numa.h"
+#include "runtime/engine/offload_locator.h"
 #include "runtime/engine/offload_moe_executor.h"
 
 namespace cs {
@@ -52,8 +53,13 @@ OffloadMoeExecutor::OffloadMoeExecutor(Backend& backend, const Model& model, Off
     fail(ErrorKind::kUnsupported, "{}: the model has no MoE layers to offload", model.path());
   first_moe_ = moe_layers_.front();
 
-  // Where the expert blobs are: the packed file, or packed from the model's host views.
+  // Where the expert blobs are: the given locator, the packed file the model was loaded from
+  // (read with io_uring, not through its mapping), or packed from the model's host views.
   locator_ = opt_.locator;
+  if (!locator_ && model.packed_file()) {
+    own_locator_ = std::make_unique<ExpertLocator>(expert_locator(*model.packed_file()));
+    locator_ = own_locator_.get();
+  }
   if (!locator_) {
     own_locator_ = std::make_unique<ExpertLocator>("", n_layers_, E_);
     for (int l : moe_layers_)

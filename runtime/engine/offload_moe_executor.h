@@ -49,8 +49,9 @@ struct PlanPass;
 
 struct OffloadOptions {
   OffloadConfig config;
-  // Experts in a packed file (filled by its reader). Null: the experts are packed into host RAM
-  // from the model's host views at start-up (Hugging Face directories, tests).
+  // Where the expert blobs are. Null: the packed file the model was loaded from
+  // (Model::packed_file(), read through the NVMe tier), else the experts are packed into host
+  // RAM from the model's host views at start-up (Hugging Face directories, tests).
   const ExpertLocator* locator = nullptr;
   // Null: memcpy for host backends (throttled to config.device.copy_rate), CUDA otherwise.
   std::unique_ptr<CopyEngine> copy_engine;

@@ -14,8 +14,10 @@
 #include "common/error.h"
 #include "offload/blob_pack.h"
 #include "offload/fault_injection.h"
+#include "runtime/engine/offload_locator.h"
 #include "runtime/engine/offload_moe_executor.h"
 #include "runtime/engine/session.h"
+#include "runtime/format/synth.h"
 #include "tests/common/fixtures.h"
 
 using namespace cs;
@@ -424,4 +426,34 @@ TEST_CASE("offload: logits identical to resident on the fast CPU backend too") {
       CHECK(same_bits(got.prefill, want.prefill));
       CHECK(same_bits(got.decode, want.decode));
     }
+}
+
+TEST_CASE("offload: a packed file's experts stream through the NVMe tier, located by its header") {
+  test::TempDir tmp;
+  SynthOptions so;
+  so.shape = "tiny-qwen3";
+  so.out = tmp.file("tiny.cst");
+  write_synth(so);
+  auto model = Model::load(so.out);
+  REQUIRE(model->packed_file());
+  const ExpertLocator loc = expert_locator(*model->packed_file());
+  CHECK(loc.path == so.out);
+  CHECK(loc.present_count() == model->config().n_layers * model->config().n_experts);
+  auto backend = make_cpu_reference_backend();
+  const std::vector<int32_t> prompt = {1, 5, 9, 200, 17, 3, 77, 400, 2, 8};
+  const Outputs want = run(*model, *backend, nullptr, prompt, 256);
+  const int K = model->config().n_experts_per_tok;
+  for (int host_slots : {0, K + 2}) {
+    CAPTURE(host_slots);
+    Case c;
+    c.slots = K + 1;
+    c.cfg.memory.host_budget = uint64_t(host_slots) * loc.max_blob_bytes();
+    c.cfg.device.max_batch = 4;
+    OffloadMoeExecutor ex(*backend, *model, options(c));  // no locator: taken from the file
+    const Outputs got = run(*model, *backend, &ex, prompt, 4);
+    CHECK(same_bits(got.prefill, want.prefill));
+    CHECK(same_bits(got.decode, want.decode));
+    CHECK(ex.describe().find("NVMe tier: " + so.out) != std::string::npos);
+    if (host_slots) CHECK(ex.telemetry().total.bytes_nvme_to_host > 0);
+  }
 }

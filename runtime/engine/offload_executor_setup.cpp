@@ -193,8 +193,9 @@ void OffloadMoeExecutor::prepare() {
   const bool cpu_path = cfg.cache.miss_path == MissPath::kCpu || opt_.chooser;
   if (cpu_path) items.push_back({"CPU expert results", uint64_t(max_T_) * uint64_t(H_) * 4});
   if (pinner_) items.push_back({"pinning probe (one slot)", slot_bytes});
-  const uint64_t budget =
-      backend_.memory_budget() ? backend_.memory_budget() : cfg.device.vram_budget;
+  uint64_t budget = backend_.memory_budget() ? backend_.memory_budget() : cfg.device.vram_budget;
+  if (budget == 0 && !backend_.host_memory())  // no budget on a GPU: what is free there now
+    if (const auto m = cuda_memory_info(cfg.device.gpu)) budget = backend_.memory_used() + m->free;
   if (opt_.gpu_slots > 0) {
     vram_ = VramPlan{budget, items, slot_bytes, opt_.gpu_slots};
     if (opt_.gpu_slots < min_slots)

@@ -45,6 +45,8 @@ void add_eval_input_options(CLI::App* cmd, std::string& model, std::string& file
                             std::string& ids_file, int& ctx, int64_t& max_tokens);
 // The evaluation window: `requested` (--ctx) or, when 0, 512 capped by the model's context.
 int resolve_eval_ctx(const ModelConfig& c, int requested);
+void register_config(CLI::App& app);
+void register_bench_offload(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_info(CLI::App& app);

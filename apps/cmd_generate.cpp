@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "apps/cli_common.h"
+#include "apps/offload_cli.h"
 #include "runtime/engine/session.h"
 
 namespace cs::cli {
@@ -18,12 +19,38 @@ struct GenerateArgs {
   int top_k = 20;
   float top_p = 0.8f;
   uint64_t seed = 0;
+  std::shared_ptr<OffloadFlags> offload = std::make_shared<OffloadFlags>();
+};
+
+// The session's backend and expert executor: resident, or the offload engine when any offload
+// flag or --config was given.
+struct Runner {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<OffloadRuntime> offload;
+  std::unique_ptr<Session> session;
+  Runner(const Model& model, const std::string& device, const OffloadFlags& flags) {
+    if (!flags.any()) {
+      backend = make_backend(device);
+      session = std::make_unique<Session>(model, *backend);
+      return;
+    }
+    const OffloadConfig c = flags.resolve();
+    offload = std::make_unique<OffloadRuntime>(model, c, device);
+    SessionOptions so;
+    so.transformer.n_ctx = c.device.context;
+    so.transformer.max_batch = c.device.max_batch;
+    session = std::make_unique<Session>(model, offload->backend(), so, offload->executor());
+    offload->executor()->prepare();
+  }
+  ~Runner() {
+    if (offload) fmt::print(stderr, "{}", offload->executor()->telemetry().summary());
+  }
 };
 
 void run_generate(const GenerateArgs& a) {
   auto model = Model::load(a.model);
-  auto backend = make_backend(a.device);
-  Session session(*model, *backend);
+  Runner runner(*model, a.device, *a.offload);
+  Session& session = *runner.session;
   GenerateOptions opt;
   opt.max_tokens = a.max_tokens;
   opt.sampling.greedy = a.greedy;
@@ -45,12 +72,13 @@ void run_generate(const GenerateArgs& a) {
 
 struct LogitsArgs {
   std::string model, ids, device = "auto";
+  std::shared_ptr<OffloadFlags> offload = std::make_shared<OffloadFlags>();
 };
 
 void run_logits(const LogitsArgs& a) {
   auto model = Model::load(a.model);
-  auto backend = make_backend(a.device);
-  Session session(*model, *backend);
+  Runner runner(*model, a.device, *a.offload);
+  Session& session = *runner.session;
   const std::vector<int32_t> ids = parse_ids(a.ids, "--ids");
   const std::vector<float> all = session.eval_all(ids);
   const size_t V = size_t(model->config().vocab_size);
@@ -87,6 +115,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--top-p", a->top_p, "Nucleus sampling threshold")->capture_default_str();
   cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str();
   add_device_option(cmd, a->device);
+  add_offload_flags(cmd, a->offload);
   cmd->callback([a] { run_generate(*a); });
 }
 
@@ -98,6 +127,7 @@ void register_logits(CLI::App& app) {
       ->required();
   cmd->add_option("--ids", a->ids, "Token ids, comma-separated (e.g. 1,2,3)")->required();
   add_device_option(cmd, a->device);
+  add_offload_flags(cmd, a->offload);
   cmd->callback([a] { run_logits(*a); });
 }
 

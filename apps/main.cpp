@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   cs::cli::register_logits(app);
   cs::cli::register_perplexity(app);
   cs::cli::register_routing_stats(app);
+  cs::cli::register_config(app);
+  cs::cli::register_bench_offload(app);
   cs::cli::register_bench(app);
   cs::cli::register_convert(app);
   cs::cli::register_info(app);

@@ -1,0 +1,30 @@
+// `coldstream bench` measures the host's channels before it runs a model, so every result is
+// printed next to the bound those channels imply (BENCHMARKS.md): host-to-GPU copies through the
+// copy engine (pinned and pageable), DRAM reads with all threads, raw O_DIRECT reads of the
+// experts file, and the NVMe tier itself (io_uring, checksums) reading the same file.
+#pragma once
+
+#include <string>
+
+#include "kernels/backend.h"
+#include "offload/expert_locator.h"
+#include "offload/offload_config.h"
+
+namespace cs::cli {
+
+struct Channels {
+  double copy_rate = 0;           // bytes/s, host -> backend memory from pinned (or plain) RAM
+  double pageable_copy_rate = 0;  // bytes/s from pageable RAM (GPU backends only)
+  double dram_read_rate = 0;      // bytes/s, all threads
+  double disk_raw_rate = 0;       // bytes/s, O_DIRECT preads of the experts file
+  double disk_tier_rate = 0;      // bytes/s, the NVMe tier reading whole blobs, verified
+  std::string notes;
+};
+
+// `locator` may have an empty path (no file: no disk figures). `threads` 0: all hardware threads.
+Channels measure_channels(Backend& backend, const ExpertLocator& locator,
+                          const OffloadConfig& config, int threads, uint64_t dram_bytes);
+
+std::string format_channels(const Channels& c);
+
+}  // namespace cs::cli

@@ -1,0 +1,292 @@
+// `coldstream bench-offload`: measures the host's channels, then runs prefill and decode through
+// the offload engine on a model (a Hugging Face directory, or a synthetic one built in memory with
+// its experts in a scratch blob file) and prints each result next to the bound the channels
+// imply, with hit rates, predictor precision/recall, bytes per token from each tier, stalls and
+// the routing entropy. --ablation runs the cache policy x predictor grid of the offload issue.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "apps/bench_channels.h"
+#include "apps/bench_synthetic.h"
+#include "apps/cli_common.h"
+#include "apps/offload_cli.h"
+#include "common/error.h"
+#include "common/units.h"
+#include "runtime/engine/offload_locator.h"
+#include "runtime/engine/session.h"
+
+namespace cs::cli {
+namespace {
+
+struct BenchArgs {
+  std::string model, synthetic, scratch = "/tmp", json;
+  SyntheticSpec spec;
+  int prefill = 2048, prompt = 512, generate = 128, threads = 0;
+  std::string dram = "1GiB";
+  bool ablation = false, no_channels = false;
+  std::shared_ptr<OffloadFlags> offload = std::make_shared<OffloadFlags>();
+};
+
+struct Variant {
+  std::string name;
+  OffloadConfig cfg;
+  bool no_cache = false;  // as few slots as one token needs: every layer streams
+};
+
+struct Result {
+  std::string name;
+  double prefill_tps = 0, prefill_bound = 0, decode_tps = 0, decode_bound = 0, ttft = 0;
+  StepTelemetry prefill_t, decode_t;
+  double entropy = 0, experts_per_layer = 0;
+  uint64_t vram_peak = 0;
+};
+
+using Clock = std::chrono::steady_clock;
+
+std::vector<int32_t> random_tokens(int n, int vocab, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  for (auto& x : t) x = int32_t(rng() % uint64_t(vocab));
+  return t;
+}
+
+Result run_variant(const Model& model, const ExpertLocator* loc, const Variant& v,
+                   const BenchArgs& a, const Channels& ch) {
+  Result r;
+  r.name = v.name;
+  OffloadOptions o;
+  o.locator = loc;
+  o.log = [](const std::string& s) { fmt::print(stderr, "  {}\n", s); };
+  if (v.no_cache) {
+    int n_moe = 0;
+    for (int l = 0; l < model.config().n_layers; ++l) n_moe += model.config().is_moe_layer(l);
+    o.gpu_slots = model.config().n_experts_per_tok *
+                  (v.cfg.cache.allocation == SlotAllocation::kPerLayer ? n_moe : 1);
+  }
+  OffloadRuntime rt(model, v.cfg, "auto", std::move(o));
+  SessionOptions so;
+  so.transformer.n_ctx =
+      std::max(v.cfg.device.context, std::max(a.prefill, a.prompt + a.generate) + 1);
+  so.transformer.max_batch = v.cfg.device.max_batch;
+  OffloadMoeExecutor& ex = *rt.executor();
+  const int V = model.config().vocab_size;
+  const double blob = double(rt.executor()->vram_plan().slot_bytes ? ex.vram_plan().slot_bytes : 0);
+  // Prefill.
+  if (a.prefill > 0) {
+    Session s(model, rt.backend(), so, &ex);
+    ex.prepare();
+    ex.reset_telemetry();
+    const auto t0 = Clock::now();
+    s.eval(random_tokens(a.prefill, V, 1));
+    const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
+    r.prefill_tps = a.prefill / sec;
+    r.prefill_t = ex.telemetry().total;
+    const double per_tok = double(r.prefill_t.bytes_host_to_gpu) / a.prefill;
+    r.prefill_bound = per_tok > 0 ? ch.copy_rate / per_tok : 0;
+  }
+  // Decode: a prompt, then greedy tokens; only the generated tokens are timed.
+  if (a.generate > 0) {
+    Session s(model, rt.backend(), so, &ex);
+    ex.prepare();
+    std::vector<std::vector<int>> counts;
+    s.transformer().set_routing_observer([&](int layer, int T, const int32_t* ids, const float*) {
+      if (T != 1) return;
+      if (counts.size() <= size_t(layer)) counts.resize(size_t(layer) + 1);
+      counts[size_t(layer)].resize(size_t(model.config().n_experts));
+      for (int j = 0; j < model.config().n_experts_per_tok; ++j)
+        ++counts[size_t(layer)][size_t(ids[j])];
+    });
+    const auto t0 = Clock::now();
+    std::span<const float> logits = s.eval(random_tokens(a.prompt, V, 2));
+    r.ttft = std::chrono::duration<double>(Clock::now() - t0).count();
+    ex.reset_telemetry();
+    const auto t1 = Clock::now();
+    for (int i = 0; i < a.generate; ++i) {
+      const int32_t t = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      logits = s.eval(std::vector<int32_t>{t});
+    }
+    const double sec = std::chrono::duration<double>(Clock::now() - t1).count();
+    r.decode_tps = a.generate / sec;
+    r.decode_t = ex.telemetry().total;
+    const double misses = double(r.decode_t.demand + r.decode_t.waits) / a.generate;
+    const double nvme = double(r.decode_t.bytes_nvme_to_host) / a.generate;
+    const double t_bound =
+        misses * blob / ch.copy_rate + (ch.disk_tier_rate > 0 ? nvme / ch.disk_tier_rate : 0);
+    r.decode_bound = t_bound > 0 ? 1.0 / t_bound : 0;
+    double h = 0, used = 0;
+    int layers = 0;
+    for (const auto& c : counts) {
+      if (c.empty()) continue;
+      double total = 0;
+      for (int x : c) total += x;
+      for (int x : c)
+        if (x > 0) {
+          const double p = x / total;
+          h -= p * std::log2(p);
+          used += 1;
+        }
+      ++layers;
+    }
+    r.entropy = layers ? h / layers : 0;
+    r.experts_per_layer = layers ? used / layers : 0;
+  }
+  r.vram_peak = rt.backend().memory_used();
+  fmt::print(stderr, "{}", ex.describe());
+  return r;
+}
+
+std::string pct(double got, double bound) {
+  return bound > 0 ? fmt::format("{:5.1f}%", 100.0 * got / bound) : std::string("   n/a");
+}
+
+void print_result(const Result& r, int generate, int prefill) {
+  const StepTelemetry& d = r.decode_t;
+  const double g = std::max(1, generate);
+  fmt::print(
+      "{:<34} prefill {:8.1f} tok/s (bound {:8.1f}, {})  decode {:7.2f} tok/s (bound {:8.2f}, {})  "
+      "hit {:5.1f}%  recall {:5.1f}%  precision {:5.1f}%  PCIe {}/tok  NVMe {}/tok  stall {:.2f} "
+      "ms/tok  ttft {:.2f} s  entropy {:.2f} bits, {:.1f} experts/layer  GPU memory {}\n",
+      r.name, r.prefill_tps, r.prefill_bound, pct(r.prefill_tps, r.prefill_bound), r.decode_tps,
+      r.decode_bound, pct(r.decode_tps, r.decode_bound), 100.0 * d.hit_rate(),
+      100.0 * d.prediction.recall(), 100.0 * d.prediction.precision(),
+      format_bytes(double(d.bytes_host_to_gpu) / g), format_bytes(double(d.bytes_nvme_to_host) / g),
+      1e3 * d.stall_seconds / g, r.ttft, r.entropy, r.experts_per_layer,
+      format_bytes(double(r.vram_peak)));
+  (void)prefill;
+}
+
+nlohmann::json to_json(const Result& r) {
+  auto t = [](const StepTelemetry& s) {
+    return nlohmann::json{{"tokens", s.tokens},
+                          {"expert_uses", s.expert_uses},
+                          {"hits", s.hits},
+                          {"prefetch_hits", s.prefetch_hits},
+                          {"waits", s.waits},
+                          {"demand", s.demand},
+                          {"cpu", s.cpu},
+                          {"bytes_host_to_gpu", s.bytes_host_to_gpu},
+                          {"bytes_nvme_to_host", s.bytes_nvme_to_host},
+                          {"stall_seconds", s.stall_seconds},
+                          {"precision", s.prediction.precision()},
+                          {"recall", s.prediction.recall()}};
+  };
+  return {{"name", r.name},
+          {"prefill_tok_s", r.prefill_tps},
+          {"prefill_bound", r.prefill_bound},
+          {"decode_tok_s", r.decode_tps},
+          {"decode_bound", r.decode_bound},
+          {"ttft_s", r.ttft},
+          {"routing_entropy_bits", r.entropy},
+          {"experts_per_layer", r.experts_per_layer},
+          {"vram_peak", r.vram_peak},
+          {"prefill", t(r.prefill_t)},
+          {"decode", t(r.decode_t)}};
+}
+
+void run_bench(const BenchArgs& a) {
+  if (a.model.empty() == a.synthetic.empty())
+    fail(ErrorKind::kInvalidArgument, "bench: give exactly one of --model and --synthetic");
+  const OffloadConfig base = a.offload->resolve();
+  auto log = [](const std::string& s) { fmt::print(stderr, "{}\n", s); };
+  std::unique_ptr<Model> owned;
+  ExpertLocator locator;
+  const ExpertLocator* loc = nullptr;
+  if (!a.synthetic.empty()) {
+    SyntheticSpec spec = a.spec;
+    spec.shape = a.synthetic;
+    SyntheticModel sm = make_synthetic_model(spec, a.scratch, log);
+    owned = std::move(sm.model);
+    locator = std::move(sm.locator);
+    loc = &locator;
+  } else {
+    owned = Model::load(a.model);
+    if (owned->packed_file()) {  // the NVMe tier reads the packed file: measure the disk too
+      locator = expert_locator(*owned->packed_file());
+      loc = &locator;
+    }
+  }
+  const Model& model = *owned;
+
+  Channels ch;
+  if (!a.no_channels) {
+    auto probe = make_backend(base.device.backend);
+    ch = measure_channels(*probe, loc ? *loc : ExpertLocator(), base, a.threads,
+                          parse_bytes(a.dram, "--dram"));
+    fmt::print("{}", format_channels(ch));
+  }
+  if (ch.copy_rate <= 0) ch.copy_rate = base.device.copy_rate > 0 ? base.device.copy_rate : 25e9;
+
+  std::vector<Variant> variants;
+  if (!a.ablation) {
+    variants.push_back({"configured", base, false});
+  } else {
+    for (const char* cache : {"none", "lru", "router_freq"})
+      for (int horizon : {0, 1, 2}) {
+        Variant v{fmt::format("cache {} / {}", cache,
+                              horizon ? fmt::format("lookahead {}", horizon) : "no prefetch"),
+                  base, std::string(cache) == "none"};
+        if (!v.no_cache) v.cfg.cache.policy = *parse_policy_kind(cache);
+        v.cfg.predictor.kind = horizon ? PredictorKind::kLookahead : PredictorKind::kNone;
+        v.cfg.predictor.horizon = std::max(1, horizon);
+        variants.push_back(v);
+      }
+  }
+  nlohmann::json out = {{"channels",
+                         {{"copy_rate", ch.copy_rate},
+                          {"pageable_copy_rate", ch.pageable_copy_rate},
+                          {"dram_read_rate", ch.dram_read_rate},
+                          {"disk_raw_rate", ch.disk_raw_rate},
+                          {"disk_tier_rate", ch.disk_tier_rate}}},
+                        {"config", format_offload_config(base)},
+                        {"runs", nlohmann::json::array()}};
+  for (const Variant& v : variants) {
+    const Result r = run_variant(model, loc, v, a, ch);
+    print_result(r, a.generate, a.prefill);
+    out["runs"].push_back(to_json(r));
+  }
+  if (!a.json.empty()) {
+    std::ofstream f(a.json);
+    if (!f) fail(ErrorKind::kIo, "--json: cannot write {}", a.json);
+    f << out.dump(2) << "\n";
+  }
+}
+
+}  // namespace
+
+void register_bench_offload(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench-offload",
+      "Measure the host's channels, then prefill and decode through the offload engine");
+  cmd->add_option("--model,-m", a->model, "A Hugging Face model directory");
+  cmd->add_option(
+      "--synthetic", a->synthetic,
+      "Build a random model in memory: tiny, qwen3-30b-a3b, qwen3-235b-a22b, mixtral-8x7b");
+  cmd->add_option("--layers", a->spec.layers, "Synthetic: keep the first N layers");
+  cmd->add_option("--vocab", a->spec.vocab, "Synthetic: vocabulary size (smaller embeddings)");
+  cmd->add_option("--skew", a->spec.skew, "Synthetic: router skew (0 = uniform, 1 = Zipf-like)");
+  cmd->add_option("--seed", a->spec.seed, "Synthetic: random seed");
+  cmd->add_option("--scratch", a->scratch, "Synthetic: directory for the expert blob file")
+      ->capture_default_str();
+  cmd->add_option("--prefill", a->prefill, "Prefill prompt length (0: skip)")
+      ->capture_default_str();
+  cmd->add_option("--prompt", a->prompt, "Decode: prompt length before generating")
+      ->capture_default_str();
+  cmd->add_option("--generate", a->generate, "Decode: tokens generated (0: skip)")
+      ->capture_default_str();
+  cmd->add_option("--threads", a->threads, "Threads for the DRAM read measurement (0: all)");
+  cmd->add_option("--dram", a->dram, "Bytes read by the DRAM measurement")->capture_default_str();
+  cmd->add_flag("--ablation", a->ablation,
+                "Run cache {none, lru, router_freq} x prefetch {none, lookahead 1, lookahead 2}");
+  cmd->add_flag("--no-channels", a->no_channels, "Skip the channel measurements");
+  cmd->add_option("--json", a->json, "Also write the results as JSON to this file");
+  add_offload_flags(cmd, a->offload);
+  cmd->callback([a] { run_bench(*a); });
+}
+
+}  // namespace cs::cli

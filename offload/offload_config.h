@@ -1,0 +1,93 @@
+// The offload configuration: one validated struct, read from a TOML file, overridden by command
+// line flags, printable as the effective configuration. docs/CONFIG.md documents every key;
+// configs/ holds commented examples.
+//
+// Unknown keys, wrong types and out-of-range values are errors naming the file, line and column
+// (or the flag) and what was expected.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cache/plan.h"
+#include "cache/policy.h"
+#include "cache/predictor.h"
+#include "cache/slot_cache.h"
+
+namespace cs {
+
+struct DeviceConfig {
+  std::string backend = "auto";  // "auto" (CUDA when built and present), "cuda", "cpu"
+  int gpu = 0;                   // CUDA device index
+  uint64_t vram_budget = 0;      // bytes the runtime may use on the GPU; 0: all free memory
+  uint64_t reserve = 0;          // part of the budget kept for the driver and libraries;
+                                 // 0: 768 MiB with CUDA, nothing on the CPU backend
+  int context = 0;               // KV cache length in tokens; 0: the model's, at most 4096
+  int max_batch = 256;           // tokens per prefill chunk
+  double copy_rate = 0;          // host-only copy engine: bytes/s cap; 0: unlimited
+};
+
+struct MemoryConfig {
+  uint64_t host_budget = 0;           // bytes of host RAM for expert blobs; 0: every expert
+  bool pin = true;                    // page-lock the host arena (cudaHostRegister)
+  uint64_t pin_chunk = 256ull << 20;  // bytes pinned per call
+  int numa_node = -1;                 // -1: the GPU's node ("auto"), -2: no binding ("off")
+};
+
+struct CacheConfig {
+  PolicyKind policy = PolicyKind::kRouterFreq;
+  SlotAllocation allocation = SlotAllocation::kGlobal;
+  double decay = 0.9;                         // router_freq: weight of a one-step-old probability
+  std::string hot_set;                        // path of a hot-set profile; empty: none
+  PolicyKind host_policy = PolicyKind::kLru;  // the host-RAM cache over NVMe
+  double prefetch_share = 0.5;  // prefetches pause while this share of slots is loading
+  MissPath miss_path = MissPath::kStream;
+};
+
+struct PredictorConfig {
+  PredictorKind kind = PredictorKind::kLookahead;
+  int horizon = 1;
+  double threshold = 0.05;
+  int top_k = 0;  // 0: the model's experts per token
+};
+
+struct IoConfig {
+  int queue_depth = 32;
+  bool direct_io = true;
+  uint64_t read_size = 512u << 10;
+  int retries = 3;
+  bool register_buffers = true;
+};
+
+struct CpuConfig {
+  int threads = 0;    // 0: one per physical core near the GPU
+  std::string cores;  // e.g. "0-7,16-23"; empty: chosen automatically
+};
+
+struct OffloadConfig {
+  DeviceConfig device;
+  MemoryConfig memory;
+  CacheConfig cache;
+  PredictorConfig predictor;
+  IoConfig io;
+  CpuConfig cpu;
+};
+
+// Parses TOML text; `origin` (a path) prefixes error messages. Keys absent from the text keep
+// the values already in `config`.
+void parse_offload_config(std::string_view text, const std::string& origin, OffloadConfig& config);
+void load_offload_config(const std::string& path, OffloadConfig& config);
+
+// Sets one key ("cache.policy") from command-line text; `flag` names the flag in errors.
+void set_offload_key(OffloadConfig& config, const std::string& key, const std::string& value,
+                     const std::string& flag);
+
+// The effective configuration as TOML (every key, with its value).
+std::string format_offload_config(const OffloadConfig& config);
+
+// Every key, "section.name", in documentation order.
+std::vector<std::string> offload_config_keys();
+
+}  // namespace cs

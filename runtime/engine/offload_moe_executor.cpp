@@ -1,0 +1,228 @@
+// OffloadMoeExecutor: the per-layer work (routing to the host, prediction, plan, transfers,
+// compute). Construction and memory planning are in offload_executor_setup.cpp.
+#include "runtime/engine/offload_moe_executor.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "cache/planner.h"
+#include "cache/prediction_scorer.h"
+#include "common/error.h"
+#include "offload/copy_engine.h"
+#include "offload/expert_mover.h"
+#include "offload/host_tier.h"
+
+namespace cs {
+namespace {
+constexpr int kTables = 8;  // as in offload_executor_setup.cpp
+}
+
+void OffloadMoeExecutor::fence() {
+  // Copies about to overwrite slots must wait for the kernels still reading them.
+  if (backend_.host_memory() || opt_.compute_stream)
+    copies_->fence_compute();
+  else
+    backend_.synchronize();
+}
+
+void OffloadMoeExecutor::begin_step(int T) {
+  telemetry_.current().seconds = step_seconds_;
+  telemetry_.end_step();
+  step_seconds_ = 0;
+  predictor_->end_step();
+  scorer_->end_step();
+  planner_->begin_step(step_);
+  telemetry_.begin_step(step_, T);
+  ++step_;
+  check_pinning();
+}
+
+void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t* ids,
+                                 const float* weights, float* out) {
+  prepare();
+  const auto t0 = std::chrono::steady_clock::now();
+  if (layer == first_moe_ || !telemetry_.in_step()) begin_step(T);
+  if (T > max_T_) {  // a larger batch than device.max_batch: grow the per-token workspaces
+    max_T_ = T;
+    if (lookahead_logits_.get())
+      lookahead_logits_ =
+          backend_.alloc(size_t(T) * size_t(predictor_->lookahead()) * size_t(E_) * 4);
+    if (cpu_out_.get()) cpu_out_ = backend_.alloc(size_t(T) * size_t(H_) * 4);
+  }
+  StepTelemetry& st = telemetry_.current();
+  const MoverStats before = mover_->stats();
+  const uint64_t gpu_evictions = gpu_cache_->evictions();
+  const uint64_t host_evictions = host_->cache() ? host_->cache()->evictions() : 0;
+  mover_->progress();
+
+  // Routing to the host: the ids and weights of T tokens.
+  const size_t n = size_t(T) * size_t(K_);
+  host_ids_.resize(n);
+  host_w_.resize(n);
+  backend_.download(host_ids_.data(), ids, n * 4);
+  backend_.download(host_w_.data(), weights, n * 4);
+  const LayerRouting routing{layer, T, K_, host_ids_.data(), host_w_.data()};
+  predictor_->on_routing(routing);
+
+  // Predictions for the next layers (gate lookahead: one product of the stacked routers).
+  const int pos =
+      int(std::find(moe_layers_.begin(), moe_layers_.end(), layer) - moe_layers_.begin());
+  const int ahead = std::min(predictor_->lookahead(), int(moe_layers_.size()) - 1 - pos);
+  if (ahead > 0) {
+    MatView v = routers_view_;
+    const int64_t row0 = int64_t(pos + 1) * E_;
+    v.rows = int64_t(ahead) * E_;
+    v.data = static_cast<const uint8_t*>(routers_view_.data) + dtype_data_bytes(v.dtype, row0, H_);
+    const size_t sc = v.group > 0 ? size_t(row0) * size_t(H_ / v.group) : 0;
+    if (v.scales) v.scales += sc;
+    if (v.mins) v.mins += sc;
+    backend_.matmul(x, T, v, lookahead_logits_.as<float>());
+    host_logits_.resize(size_t(T) * size_t(ahead) * size_t(E_));
+    backend_.download(host_logits_.data(), lookahead_logits_.get(), host_logits_.size() * 4);
+    predictor_->on_lookahead(layer, ahead, T, host_logits_.data());
+  }
+  const Prediction prediction = predictor_->predict(layer);
+
+  LayerPlan plan = planner_->plan(routing, prediction);
+  std::vector<ExpertId> routed;
+  for (const RoutedExpert& r : plan.routed) routed.push_back(r.id);
+  st.prediction += scorer_->actual(layer, routed);
+  scorer_->predicted(prediction);
+  if (plan.drain) {
+    ++st.drains;
+    mover_->drain();
+    plan = planner_->plan(routing, prediction);
+    if (plan.drain)
+      fail(ErrorKind::kInternal, "offload: layer {} still blocked after a drain", layer);
+  }
+
+  st.passes += plan.passes.size();
+  st.prefetches += plan.prefetches.size();
+  for (const PlanPass& p : plan.passes) {
+    st.hits += p.hits.size();
+    for (const PlanHit& h : p.hits) st.prefetch_hits += h.prefetched;
+    st.waits += p.waits.size();
+    st.demand += p.demand.size();
+    st.cpu += p.cpu.size();
+    st.expert_uses += p.hits.size() + p.waits.size() + p.demand.size() + p.cpu.size();
+  }
+
+  const bool one_pass = plan.passes.size() == 1;
+  size_t i = 0;
+  try {
+    for (; i < plan.passes.size(); ++i) {
+      const PlanPass& pass = plan.passes[i];
+      if (i > 0) fence();
+      mover_->start_pass(pass);
+      if (one_pass) mover_->start_prefetches(plan.prefetches);  // never the only pass's slots
+      run_pass(pass, int(i), x, ids, weights, out);
+    }
+    if (!one_pass) {
+      fence();
+      mover_->start_prefetches(plan.prefetches);
+    }
+  } catch (...) {
+    // A read failed (or a kernel threw): forget whatever this plan recorded but did not land.
+    backend_.synchronize();
+    mover_->rollback(plan, std::min(i, plan.passes.size() - 1));
+    throw;
+  }
+
+  const MoverStats& after = mover_->stats();
+  st.bytes_host_to_gpu += after.bytes_host_to_gpu - before.bytes_host_to_gpu;
+  st.bytes_nvme_to_host += after.bytes_nvme_to_host - before.bytes_nvme_to_host;
+  st.stall_seconds += after.stall_seconds - before.stall_seconds;
+  st.gpu_evictions += gpu_cache_->evictions() - gpu_evictions;
+  st.host_evictions += (host_->cache() ? host_->cache()->evictions() : 0) - host_evictions;
+  *last_plan_ = std::move(plan);
+  if (plan_observer_) plan_observer_(*last_plan_);
+  step_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void OffloadMoeExecutor::run_pass(const PlanPass& pass, int pass_no, const float* x,
+                                  const int32_t* ids, const float* weights, float* out) {
+  mover_->finish_pass(pass);
+  // The table: views into the slots of this pass's GPU experts; every other expert is absent.
+  std::fill(table_.begin(), table_.end(), ExpertWeights{});
+  auto put = [&](ExpertId id, int slot) {
+    table_[size_t(id.expert)] =
+        expert_views(locator_->at(id.layer, id.expert).layout, mover_->gpu_slot(slot));
+  };
+  for (const PlanHit& h : pass.hits) put(h.id, h.slot);
+  for (const PlanHit& h : pass.waits) put(h.id, h.slot);
+  for (const PlanCopy& c : pass.demand) put(c.id, c.slot);
+  if (pass_no > 0 && pass_no % kTables == 0) backend_.synchronize();  // the ring wrapped
+  Buffer& table = tables_[size_t(pass_no % kTables)];
+  backend_.upload(table.get(), table_.data(), table_.size() * sizeof(ExpertWeights));
+  const size_t t0 = size_t(pass.t_begin);
+  MoeArgs a;
+  a.x = x + t0 * size_t(H_);
+  a.T = pass.t_end - pass.t_begin;
+  a.hidden = H_;
+  a.ids = ids + t0 * size_t(K_);
+  a.weights = weights + t0 * size_t(K_);
+  a.k = K_;
+  a.table = table.as<const ExpertWeights>();
+  a.n_experts = E_;
+  a.dtype = expert_dtype_;
+  a.inter = expert_inter_;
+  a.out = out + t0 * size_t(H_);
+  backend_.moe(a);
+  if (!pass.cpu.empty()) run_cpu(pass, a.x, a.out);
+}
+
+// The CPU path: hidden states down, the CPU experts computed from their host copies, the partial
+// sums up and added to the GPU result.
+void OffloadMoeExecutor::run_cpu(const PlanPass& pass, const float* x, float* out) {
+  const int T = pass.t_end - pass.t_begin;
+  const size_t n = size_t(T) * size_t(H_);
+  host_x_.resize(n);
+  host_cpu_out_.assign(n, 0.0f);
+  backend_.download(host_x_.data(), x, n * 4);
+  std::vector<ExpertWeights> table(static_cast<size_t>(E_));
+  for (const PlanCpu& c : pass.cpu)
+    table[size_t(c.id.expert)] =
+        expert_views(locator_->at(c.id.layer, c.id.expert).layout, mover_->host_src(c.id, c.host));
+  MoeArgs a;
+  a.x = host_x_.data();
+  a.T = T;
+  a.hidden = H_;
+  a.ids = host_ids_.data() + size_t(pass.t_begin) * size_t(K_);
+  a.weights = host_w_.data() + size_t(pass.t_begin) * size_t(K_);
+  a.k = K_;
+  a.table = table.data();
+  a.n_experts = E_;
+  a.dtype = expert_dtype_;
+  a.inter = expert_inter_;
+  a.out = host_cpu_out_.data();
+  cpu_backend_->moe(a);
+  backend_.upload(cpu_out_.get(), host_cpu_out_.data(), n * 4);
+  backend_.add(out, cpu_out_.as<float>(), int64_t(n));
+}
+
+const OffloadTelemetry& OffloadMoeExecutor::telemetry() {
+  if (telemetry_.in_step()) {
+    telemetry_.current().seconds = step_seconds_;
+    step_seconds_ = 0;
+    telemetry_.end_step();
+  }
+  OffloadTelemetry& d = telemetry_.data();
+  d.per_layer = scorer_->per_layer();
+  if (mover_) {
+    d.prefetch_failures = mover_->stats().prefetch_failures;
+    d.last_error = mover_->stats().last_prefetch_error;
+  }
+  if (NvmeReader* r = host_->reader()) {
+    d.read_retries = r->stats().retries;
+    d.checksum_failures = r->stats().checksum_failures;
+  }
+  return d;
+}
+
+void OffloadMoeExecutor::reset_telemetry() {
+  telemetry();
+  telemetry_.reset();
+  scorer_->reset();
+}
+
+}  // namespace cs

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "cache/hybrid_chooser.h"
 #include "cache/planner.h"
 #include "cache/prediction_scorer.h"
 #include "common/error.h"
@@ -15,7 +16,11 @@
 namespace cs {
 namespace {
 constexpr int kTables = 8;  // as in offload_executor_setup.cpp
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
 }
+}  // namespace
 
 void OffloadMoeExecutor::fence() {
   // Copies about to overwrite slots must wait for the kernels still reading them.
@@ -61,6 +66,7 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
   host_w_.resize(n);
   backend_.download(host_ids_.data(), ids, n * 4);
   backend_.download(host_w_.data(), weights, n * 4);
+  table_next_ = 0;  // the downloads drained the stream: every table is free
   const LayerRouting routing{layer, T, K_, host_ids_.data(), host_w_.data()};
   predictor_->on_routing(routing);
 
@@ -99,6 +105,7 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
   st.passes += plan.passes.size();
   st.prefetches += plan.prefetches.size();
   for (const PlanPass& p : plan.passes) {
+    if (hybrid_) st.predicted_seconds += hybrid_->scaled_model().pass_seconds(pass_load(p)).total;
     st.hits += p.hits.size();
     for (const PlanHit& h : p.hits) st.prefetch_hits += h.prefetched;
     st.waits += p.waits.size();
@@ -139,21 +146,41 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
   step_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-void OffloadMoeExecutor::run_pass(const PlanPass& pass, int pass_no, const float* x,
-                                  const int32_t* ids, const float* weights, float* out) {
-  mover_->finish_pass(pass);
-  // The table: views into the slots of this pass's GPU experts; every other expert is absent.
+Buffer& OffloadMoeExecutor::next_table() {
+  if (table_next_ == kTables) {  // the ring wrapped: the kernels reading it must be done
+    backend_.synchronize();
+    table_next_ = 0;
+  }
+  return tables_[size_t(table_next_++)];
+}
+
+// One GPU MoE launch over the pass's resident experts (`hits`) and/or the experts that arrive by
+// copy (`copied`: waits and demand); every other expert is absent from its table.
+void OffloadMoeExecutor::launch_gpu(const PlanPass& pass, bool hits, bool copied,
+                                    const MoeArgs& args, bool accumulate) {
   std::fill(table_.begin(), table_.end(), ExpertWeights{});
   auto put = [&](ExpertId id, int slot) {
     table_[size_t(id.expert)] =
         expert_views(locator_->at(id.layer, id.expert).layout, mover_->gpu_slot(slot));
   };
-  for (const PlanHit& h : pass.hits) put(h.id, h.slot);
-  for (const PlanHit& h : pass.waits) put(h.id, h.slot);
-  for (const PlanCopy& c : pass.demand) put(c.id, c.slot);
-  if (pass_no > 0 && pass_no % kTables == 0) backend_.synchronize();  // the ring wrapped
-  Buffer& table = tables_[size_t(pass_no % kTables)];
+  if (hits)
+    for (const PlanHit& h : pass.hits) put(h.id, h.slot);
+  if (copied) {
+    for (const PlanHit& h : pass.waits) put(h.id, h.slot);
+    for (const PlanCopy& c : pass.demand) put(c.id, c.slot);
+  }
+  Buffer& table = next_table();
   backend_.upload(table.get(), table_.data(), table_.size() * sizeof(ExpertWeights));
+  MoeArgs a = args;
+  a.table = table.as<const ExpertWeights>();
+  a.accumulate = accumulate;
+  backend_.moe(a);
+}
+
+void OffloadMoeExecutor::run_pass(const PlanPass& pass, int pass_no, const float* x,
+                                  const int32_t* ids, const float* weights, float* out) {
+  (void)pass_no;
+  const auto started = Clock::now();  // the pass's copies were enqueued just before
   const size_t t0 = size_t(pass.t_begin);
   MoeArgs a;
   a.x = x + t0 * size_t(H_);
@@ -162,23 +189,52 @@ void OffloadMoeExecutor::run_pass(const PlanPass& pass, int pass_no, const float
   a.ids = ids + t0 * size_t(K_);
   a.weights = weights + t0 * size_t(K_);
   a.k = K_;
-  a.table = table.as<const ExpertWeights>();
   a.n_experts = E_;
   a.dtype = expert_dtype_;
   a.inter = expert_inter_;
   a.out = out + t0 * size_t(H_);
-  backend_.moe(a);
-  if (!pass.cpu.empty()) run_cpu(pass, a.x, a.out);
+  if (pass.cpu.empty()) {  // one kernel over every expert, in router order (bit-identical)
+    mover_->finish_pass(pass);
+    launch_gpu(pass, true, true, a, false);
+    return;
+  }
+  // Both channels at once: the hits on the GPU and the CPU experts while the copies land.
+  const bool early = !pass.hits.empty();
+  run_cpu(pass, a);  // hidden state down, then the hits' kernel, then the CPU experts
+  const double cpu_seconds = since(started);
+  const double stall_before = mover_->stats().stall_seconds;
+  mover_->finish_pass(pass);
+  const double copy_seconds = since(started);
+  const bool copy_exact = mover_->stats().stall_seconds > stall_before;
+  const bool copied = !pass.waits.empty() || !pass.demand.empty();
+  if (copied || !early) launch_gpu(pass, false, true, a, early);
+  const size_t n = size_t(a.T) * size_t(H_);
+  backend_.upload(cpu_out_.get(), host_cpu_out_.data(), n * 4);
+  backend_.add(a.out, cpu_out_.as<float>(), int64_t(n));
+
+  StepTelemetry& st = telemetry_.current();
+  st.cpu_seconds += cpu_seconds;
+  if (hybrid_ && opt_.config.offload.adapt > 0) {
+    const CostModel m = hybrid_->scaled_model();
+    const PassLoad l = pass_load(pass);
+    const double pred_copy = double(l.in_flight + int(l.stream_tokens.size())) * m.copy_seconds() +
+                             l.nvme_stream * m.nvme_seconds();
+    const double pred_cpu = m.pass_seconds(l).cpu_channel;
+    hybrid_->observe(pred_copy, copied ? copy_seconds : 0.0, !copy_exact, pred_cpu, cpu_seconds);
+  }
 }
 
-// The CPU path: hidden states down, the CPU experts computed from their host copies, the partial
-// sums up and added to the GPU result.
-void OffloadMoeExecutor::run_cpu(const PlanPass& pass, const float* x, float* out) {
+// The CPU path: hidden states down, the GPU kernel over the hits launched (it runs while the CPU
+// works), the CPU experts computed from their host copies into host_cpu_out_.
+void OffloadMoeExecutor::run_cpu(const PlanPass& pass, const MoeArgs& gpu) {
+  const float* x = gpu.x;
   const int T = pass.t_end - pass.t_begin;
   const size_t n = size_t(T) * size_t(H_);
   host_x_.resize(n);
-  host_cpu_out_.assign(n, 0.0f);
+  host_cpu_out_.resize(n);
   backend_.download(host_x_.data(), x, n * 4);
+  if (!pass.hits.empty()) launch_gpu(pass, true, false, gpu, false);
+  mover_->finish_cpu_reads(pass);
   std::vector<ExpertWeights> table(static_cast<size_t>(E_));
   for (const PlanCpu& c : pass.cpu)
     table[size_t(c.id.expert)] =
@@ -196,8 +252,6 @@ void OffloadMoeExecutor::run_cpu(const PlanPass& pass, const float* x, float* ou
   a.inter = expert_inter_;
   a.out = host_cpu_out_.data();
   cpu_backend_->moe(a);
-  backend_.upload(cpu_out_.get(), host_cpu_out_.data(), n * 4);
-  backend_.add(out, cpu_out_.as<float>(), int64_t(n));
 }
 
 const OffloadTelemetry& OffloadMoeExecutor::telemetry() {

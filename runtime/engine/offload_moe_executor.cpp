@@ -60,17 +60,8 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
   const uint64_t host_evictions = host_->cache() ? host_->cache()->evictions() : 0;
   mover_->progress();
 
-  // Routing to the host: the ids and weights of T tokens.
-  const size_t n = size_t(T) * size_t(K_);
-  host_ids_.resize(n);
-  host_w_.resize(n);
-  backend_.download(host_ids_.data(), ids, n * 4);
-  backend_.download(host_w_.data(), weights, n * 4);
-  table_next_ = 0;  // the downloads drained the stream: every table is free
-  const LayerRouting routing{layer, T, K_, host_ids_.data(), host_w_.data()};
-  predictor_->on_routing(routing);
-
-  // Predictions for the next layers (gate lookahead: one product of the stacked routers).
+  // Predictions for the next layers (gate lookahead: one product of the stacked routers),
+  // launched first so that one synchronization brings routing, logits and hidden state down.
   const int pos =
       int(std::find(moe_layers_.begin(), moe_layers_.end(), layer) - moe_layers_.begin());
   const int ahead = std::min(predictor_->lookahead(), int(moe_layers_.size()) - 1 - pos);
@@ -83,6 +74,26 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
     if (v.scales) v.scales += sc;
     if (v.mins) v.mins += sc;
     backend_.matmul(x, T, v, lookahead_logits_.as<float>());
+  }
+
+  // Routing to the host: the ids and weights of T tokens (the first download waits for the
+  // stream; the rest are plain copies).
+  const size_t n = size_t(T) * size_t(K_);
+  host_ids_.resize(n);
+  host_w_.resize(n);
+  backend_.download(host_ids_.data(), ids, n * 4);
+  backend_.download(host_w_.data(), weights, n * 4);
+  table_next_ = 0;  // the downloads drained the stream: every table is free
+  // Decode-sized hidden states come down now too when the CPU may compute experts.
+  host_x_layer_ = -1;
+  if (cpu_out_.get() && size_t(T) * size_t(H_) * 4 <= (1u << 20)) {
+    host_x_.resize(size_t(T) * size_t(H_));
+    backend_.download(host_x_.data(), x, host_x_.size() * 4);
+    host_x_layer_ = layer;
+  }
+  const LayerRouting routing{layer, T, K_, host_ids_.data(), host_w_.data()};
+  predictor_->on_routing(routing);
+  if (ahead > 0) {
     host_logits_.resize(size_t(T) * size_t(ahead) * size_t(E_));
     backend_.download(host_logits_.data(), lookahead_logits_.get(), host_logits_.size() * 4);
     predictor_->on_lookahead(layer, ahead, T, host_logits_.data());
@@ -230,9 +241,13 @@ void OffloadMoeExecutor::run_cpu(const PlanPass& pass, const MoeArgs& gpu) {
   const float* x = gpu.x;
   const int T = pass.t_end - pass.t_begin;
   const size_t n = size_t(T) * size_t(H_);
-  host_x_.resize(n);
   host_cpu_out_.resize(n);
-  backend_.download(host_x_.data(), x, n * 4);
+  const float* hx = host_x_.data() + size_t(pass.t_begin) * size_t(H_);
+  if (host_x_layer_ < 0) {  // not brought down with the routing (a large batch)
+    host_x_.resize(n);
+    backend_.download(host_x_.data(), x, n * 4);
+    hx = host_x_.data();
+  }
   if (!pass.hits.empty()) launch_gpu(pass, true, false, gpu, false);
   mover_->finish_cpu_reads(pass);
   std::vector<ExpertWeights> table(static_cast<size_t>(E_));
@@ -240,7 +255,7 @@ void OffloadMoeExecutor::run_cpu(const PlanPass& pass, const MoeArgs& gpu) {
     table[size_t(c.id.expert)] =
         expert_views(locator_->at(c.id.layer, c.id.expert).layout, mover_->host_src(c.id, c.host));
   MoeArgs a;
-  a.x = host_x_.data();
+  a.x = hx;
   a.T = T;
   a.hidden = H_;
   a.ids = host_ids_.data() + size_t(pass.t_begin) * size_t(K_);

@@ -29,7 +29,8 @@ HybridSplit HybridChooser::split(const PassInfo& pass, const std::vector<MissInf
   HybridSplit out;
   out.paths.assign(misses.size(), MissPath::kStream);
   // Channel finish times so far.
-  double copy = pass.waits * m.copy_seconds() + resident * m.gpu_seconds(resident_tokens);
+  double copy =
+      std::max(pass.waits, backlog_) * m.copy_seconds() + resident * m.gpu_seconds(resident_tokens);
   double cpu = 0;
   std::vector<size_t> order(misses.size());
   std::iota(order.begin(), order.end(), size_t(0));
@@ -37,7 +38,7 @@ HybridSplit HybridChooser::split(const PassInfo& pass, const std::vector<MissInf
                    [&](size_t a, size_t b) { return misses[a].tokens > misses[b].tokens; });
   PassLoad load;
   load.gpu_resident = pass.hits;
-  load.in_flight = pass.waits;
+  load.in_flight = std::max(pass.waits, backlog_);
   load.gpu_tokens_resident = resident_tokens;
   for (size_t i : order) {
     const MissInfo& x = misses[i];
@@ -78,7 +79,7 @@ void HybridChooser::observe(double predicted_copy, double measured_copy, bool co
     // `predicted` already includes the current scale: the unscaled prediction is predicted/scale.
     const double ratio = std::clamp(measured / (predicted / scale), 0.05, 20.0);
     if (upper && ratio >= scale) return;
-    scale = (1 - ewma_) * scale + ewma_ * ratio;
+    scale = std::clamp((1 - ewma_) * scale + ewma_ * ratio, 1 / kMaxScale, kMaxScale);
   };
   update(copy_scale_, predicted_copy, measured_copy, copy_upper_bound);
   update(cpu_scale_, predicted_cpu, measured_cpu, false);

@@ -42,9 +42,16 @@ class HybridChooser final : public MissPathChooser {
   void begin_pass(const PassInfo& pass, const std::vector<MissInfo>& misses) override;
   MissPath choose(const MissInfo& miss) override;
 
+  // Copies already queued on the copy channel when the next layer is planned (prefetches of
+  // earlier layers): copies run in order, so the pass's own copies start after them. The
+  // planner's PassInfo::waits are part of this backlog.
+  void set_copy_backlog(int copies) { backlog_ = copies; }
+
   // One measured pass: predicted and measured seconds of each channel (a channel that was
   // idle is passed as 0 and left alone). `copy_upper_bound`: the measured copy time is only an
   // upper bound (the copies had landed before anybody waited): it only lowers the scale.
+  // Scales stay within [1/kMaxScale, kMaxScale]: a run of odd measurements cannot push every
+  // miss onto one channel for good.
   void observe(double predicted_copy, double measured_copy, bool copy_upper_bound,
                double predicted_cpu, double measured_cpu);
   double copy_scale() const { return copy_scale_; }
@@ -55,7 +62,9 @@ class HybridChooser final : public MissPathChooser {
  private:
   CostModel model_;
   double ewma_;
+  static constexpr double kMaxScale = 3.0;
   double copy_scale_ = 1.0, cpu_scale_ = 1.0;
+  int backlog_ = 0;
   std::vector<MissInfo> pending_;
   std::vector<MissPath> paths_;
   size_t next_ = 0;

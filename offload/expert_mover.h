@@ -56,6 +56,8 @@ class ExpertMover {
   // Blocks until nothing is in flight.
   void drain();
   bool idle() const { return reads_.empty() && copies_.empty(); }
+  // Copies enqueued or waiting for their reads that have not been reported landed.
+  int copies_in_flight() const { return int(copies_.size()); }
 
   const MoverStats& stats() const { return stats_; }
   MoverStats& stats() { return stats_; }

@@ -100,6 +100,8 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
   }
   const Prediction prediction = predictor_->predict(layer);
 
+  plan_backlog_ = mover_->copies_in_flight();
+  if (hybrid_) hybrid_->set_copy_backlog(plan_backlog_);
   LayerPlan plan = planner_->plan(routing, prediction);
   std::vector<ExpertId> routed;
   for (const RoutedExpert& r : plan.routed) routed.push_back(r.id);
@@ -213,10 +215,12 @@ void OffloadMoeExecutor::run_pass(const PlanPass& pass, int pass_no, const float
   const bool early = !pass.hits.empty();
   run_cpu(pass, a);  // hidden state down, then the hits' kernel, then the CPU experts
   const double cpu_seconds = since(started);
-  const double stall_before = mover_->stats().stall_seconds;
+  const auto wait0 = Clock::now();
   mover_->finish_pass(pass);
   const double copy_seconds = since(started);
-  const bool copy_exact = mover_->stats().stall_seconds > stall_before;
+  // The copies' finish time is known only when this wait really blocked; otherwise they had
+  // landed during the CPU work and copy_seconds is an upper bound.
+  const bool copy_exact = since(wait0) > 50e-6;
   const bool copied = !pass.waits.empty() || !pass.demand.empty();
   if (copied || !early) launch_gpu(pass, false, true, a, early);
   const size_t n = size_t(a.T) * size_t(H_);
@@ -228,7 +232,8 @@ void OffloadMoeExecutor::run_pass(const PlanPass& pass, int pass_no, const float
   if (hybrid_ && opt_.config.offload.adapt > 0) {
     const CostModel m = hybrid_->scaled_model();
     const PassLoad l = pass_load(pass);
-    const double pred_copy = double(l.in_flight + int(l.stream_tokens.size())) * m.copy_seconds() +
+    const int queued = std::max(l.in_flight, plan_backlog_);  // copies ahead of this pass's
+    const double pred_copy = double(queued + int(l.stream_tokens.size())) * m.copy_seconds() +
                              l.nvme_stream * m.nvme_seconds();
     const double pred_cpu = m.pass_seconds(l).cpu_channel;
     hybrid_->observe(pred_copy, copied ? copy_seconds : 0.0, !copy_exact, pred_cpu, cpu_seconds);

@@ -159,6 +159,7 @@ class OffloadMoeExecutor final : public MoeExecutor {
   Buffer probe_;             // one slot: measures pageable copies when pinning fails
   Buffer calib_scratch_;     // freed after calibration
   int table_next_ = 0;       // next table of the ring, reset when the stream has drained
+  int plan_backlog_ = 0;     // copies in flight when the current layer was planned
   int host_x_layer_ = -1;    // host_x_ holds this layer's whole hidden state (-1: not)
   bool pin_checked_ = false;
   int max_T_ = 0;

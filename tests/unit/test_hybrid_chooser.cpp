@@ -59,6 +59,16 @@ TEST_CASE("hybrid chooser: decode misses are split so that both channels finish 
   CHECK(count(s, MissPath::kCpu) == 4);
 }
 
+TEST_CASE("hybrid chooser: copies already queued delay the copy channel") {
+  HybridChooser c{CostModel(params())};
+  // 3 prefetch copies queued ahead (3 ms): 4 one-token misses all go to the CPU (2 ms).
+  c.set_copy_backlog(3);
+  c.begin_pass(PassInfo{0, 1, 0, 0, 0}, misses(4, 1));
+  for (const MissInfo& m : misses(4, 1)) CHECK(c.choose(m) == MissPath::kCpu);
+  c.set_copy_backlog(0);
+  CHECK(count(c.split(PassInfo{0, 1, 0, 0, 0}, misses(4, 1)), MissPath::kStream) == 1);
+}
+
 TEST_CASE("hybrid chooser: prefill keeps experts with many tokens on the GPU") {
   const HybridChooser c{CostModel(params())};
   // 64 tokens: an expert seeing 16 tokens costs 8 ms on the CPU against a 1 ms copy; one seeing
@@ -101,6 +111,11 @@ TEST_CASE("hybrid chooser: measurements move the channel scales") {
   // With the CPU 1.5x slower, 6 decode misses split 3/3 instead of 2/4.
   const HybridSplit s = c.split(PassInfo{0, 1, 0, 0, 0}, misses(6, 1));
   CHECK(count(s, MissPath::kCpu) == 3);
+  // Scales stay bounded: a long run of copies measured 20x the prediction stops at 3.
+  for (int i = 0; i < 50; ++i) c.observe(1e-3, 20e-3, false, 0, 0);
+  CHECK(c.copy_scale() == doctest::Approx(3.0));
+  // (the bug this guards against: copy times that included the CPU work drove the copy scale to
+  // 14.6 on the GPU host and sent every decode miss to the CPU)
 }
 
 TEST_CASE("hybrid chooser: the planner asks for the whole pass, then each miss") {

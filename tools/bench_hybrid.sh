@@ -81,7 +81,7 @@ for step in "${steps[@]}"; do
       scenario s235-modes --model "$scratch/s235.cst" --vram-budget 5GiB --modes hybrid,cpu,stream "${quick[@]}" ;;
     prefill)
       synth s235 --shape qwen3-235b-a22b --layers 20
-      scenario s235-prefill --model "$scratch/s235.cst" --vram-budget 5GiB --modes stream,hybrid --prefill 2048 --generate 0 --no-channels ;;
+      scenario s235-prefill --model "$scratch/s235.cst" --vram-budget 5GiB --modes stream,hybrid --prefill 2048 --generate 0 ;;
     nvme)
       synth s235 --shape qwen3-235b-a22b --layers 20
       # 20 layers x 128 experts of ~10.6 MB = 27 GB; 13 GiB of them in RAM.

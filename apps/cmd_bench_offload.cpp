@@ -77,7 +77,8 @@ Result run_variant(const Model& model, const ExpertLocator* loc, const Variant& 
   so.transformer.max_batch = v.cfg.device.max_batch;
   OffloadMoeExecutor& ex = *rt.executor();
   const int V = model.config().vocab_size;
-  const double blob = double(rt.executor()->vram_plan().slot_bytes ? ex.vram_plan().slot_bytes : 0);
+  // One expert blob (a slot), known once prepare() has run after the Session's allocations.
+  auto blob_bytes = [&ex] { return double(ex.vram_plan().slot_bytes); };
   // Prefill.
   if (a.prefill > 0) {
     Session s(model, rt.backend(), so, &ex);
@@ -115,6 +116,7 @@ Result run_variant(const Model& model, const ExpertLocator* loc, const Variant& 
     const double sec = std::chrono::duration<double>(Clock::now() - t1).count();
     r.decode_tps = a.generate / sec;
     r.decode_t = ex.telemetry().total;
+    const double blob = blob_bytes();
     const double misses = double(r.decode_t.demand + r.decode_t.waits) / a.generate;
     const double nvme = double(r.decode_t.bytes_nvme_to_host) / a.generate;
     const double t_bound =

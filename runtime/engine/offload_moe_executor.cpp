@@ -100,6 +100,7 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
   }
   const Prediction prediction = predictor_->predict(layer);
 
+  mover_->progress();  // copies that landed during the downloads are not a backlog
   plan_backlog_ = mover_->copies_in_flight();
   if (hybrid_) hybrid_->set_copy_backlog(plan_backlog_);
   LayerPlan plan = planner_->plan(routing, prediction);

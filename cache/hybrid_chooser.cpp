@@ -45,7 +45,11 @@ HybridSplit HybridChooser::split(const PassInfo& pass, const std::vector<MissInf
     const double read = x.in_host ? 0.0 : m.nvme_seconds();
     const double copy_if = copy + read + m.copy_seconds() + m.gpu_seconds(x.tokens);
     const double cpu_if = (cpu > 0 ? cpu : m.params().cpu_fixed) + read + m.cpu_seconds(x.tokens);
-    if (std::max(copy, cpu_if) < std::max(copy_if, cpu)) {
+    // Prefill-sized passes: an expert goes to the CPU only when the CPU alone is faster for it
+    // than a copy (experts with few tokens). Balancing the channels in prefill measured slower
+    // than streaming on the H200 host (349 vs 668 tok/s, docs/PERF.md).
+    const bool cpu_ok = pass.T < kPrefillTokens || m.cpu_seconds(x.tokens) <= m.copy_seconds();
+    if (cpu_ok && std::max(copy, cpu_if) < std::max(copy_if, cpu)) {
       out.paths[i] = MissPath::kCpu;
       cpu = cpu_if;
       load.cpu_tokens.push_back(x.tokens);

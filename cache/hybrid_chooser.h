@@ -7,7 +7,8 @@
 // tokens (an expert many tokens use gains most from the GPU), each to the channel that finishes
 // the pass sooner with it; ties go to the copy (it also fills the cache). At one token per
 // expert (decode) this balances the channels; in prefill, experts that see many tokens stay on
-// the GPU and only those with few tokens go to the CPU, and only when the CPU is faster for them.
+// the GPU and only those with few tokens go to the CPU, and only when the CPU alone is faster for
+// them than a copy (passes of kPrefillTokens tokens or more).
 //
 // The model is kept current from measurements (observe()): the executor reports, per pass, what
 // the cost model predicted for each channel and what it measured; an exponentially weighted
@@ -30,6 +31,8 @@ struct HybridSplit {
 
 class HybridChooser final : public MissPathChooser {
  public:
+  static constexpr int kPrefillTokens = 8;  // passes this large follow the prefill rule
+
   // `ewma`: weight of a new observation in the channel scales (0: never adapt).
   explicit HybridChooser(CostModel model, double ewma = 0.2);
 
@@ -63,6 +66,11 @@ class HybridChooser final : public MissPathChooser {
   CostModel model_;
   double ewma_;
   static constexpr double kMaxScale = 3.0;
+
+ public:
+  static constexpr int kPrefillTokens = 8;  // passes this large follow the prefill rule
+
+ private:
   double copy_scale_ = 1.0, cpu_scale_ = 1.0;
   int backlog_ = 0;
   std::vector<MissInfo> pending_;

@@ -80,6 +80,13 @@ TEST_CASE("hybrid chooser: prefill keeps experts with many tokens on the GPU") {
   CHECK(count(s, MissPath::kCpu) >= 2);  // the 1-token experts while the CPU is sooner
   for (int i = 0; i < 8; ++i)
     if (s.paths[size_t(i)] == MissPath::kCpu) CHECK(m[size_t(i)].tokens == 1);
+  // When a copy is cheaper than the CPU even for one token, prefill streams everything, though
+  // balancing would still move some experts to the idle CPU (decode does).
+  CostParams slow = params();
+  slow.cpu = {{1, 1.5e-3}, {16, 24e-3}};
+  const HybridChooser c2{CostModel(slow)};
+  CHECK(count(c2.split(PassInfo{0, 64, 0, 0, 0}, m), MissPath::kCpu) == 0);
+  CHECK(count(c2.split(PassInfo{0, 1, 0, 0, 0}, misses(6, 1)), MissPath::kCpu) > 0);
 }
 
 TEST_CASE("hybrid chooser: ties go to the copy; NVMe reads count on both channels") {

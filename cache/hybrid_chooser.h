@@ -66,11 +66,6 @@ class HybridChooser final : public MissPathChooser {
   CostModel model_;
   double ewma_;
   static constexpr double kMaxScale = 3.0;
-
- public:
-  static constexpr int kPrefillTokens = 8;  // passes this large follow the prefill rule
-
- private:
   double copy_scale_ = 1.0, cpu_scale_ = 1.0;
   int backlog_ = 0;
   std::vector<MissInfo> pending_;

@@ -28,6 +28,7 @@ struct BenchArgs {
   SyntheticSpec spec;
   int prefill = 2048, prompt = 512, generate = 128, threads = 0;
   std::string dram = "1GiB";
+  std::string modes;  // "hybrid,cpu,stream": one run per offload mode
   bool ablation = false, no_channels = false;
   std::shared_ptr<OffloadFlags> offload = std::make_shared<OffloadFlags>();
 };
@@ -41,6 +42,7 @@ struct Variant {
 struct Result {
   std::string name;
   double prefill_tps = 0, prefill_bound = 0, decode_tps = 0, decode_bound = 0, ttft = 0;
+  double combined_bound = 0;  // decode: the misses over PCIe and the CPU's DRAM read together
   StepTelemetry prefill_t, decode_t;
   double entropy = 0, experts_per_layer = 0;
   uint64_t vram_peak = 0;
@@ -75,7 +77,8 @@ Result run_variant(const Model& model, const ExpertLocator* loc, const Variant& 
   so.transformer.max_batch = v.cfg.device.max_batch;
   OffloadMoeExecutor& ex = *rt.executor();
   const int V = model.config().vocab_size;
-  const double blob = double(rt.executor()->vram_plan().slot_bytes ? ex.vram_plan().slot_bytes : 0);
+  // One expert blob (a slot), known once prepare() has run after the Session's allocations.
+  auto blob_bytes = [&ex] { return double(ex.vram_plan().slot_bytes); };
   // Prefill.
   if (a.prefill > 0) {
     Session s(model, rt.backend(), so, &ex);
@@ -113,11 +116,18 @@ Result run_variant(const Model& model, const ExpertLocator* loc, const Variant& 
     const double sec = std::chrono::duration<double>(Clock::now() - t1).count();
     r.decode_tps = a.generate / sec;
     r.decode_t = ex.telemetry().total;
+    const double blob = blob_bytes();
     const double misses = double(r.decode_t.demand + r.decode_t.waits) / a.generate;
     const double nvme = double(r.decode_t.bytes_nvme_to_host) / a.generate;
     const double t_bound =
         misses * blob / ch.copy_rate + (ch.disk_tier_rate > 0 ? nvme / ch.disk_tier_rate : 0);
     r.decode_bound = t_bound > 0 ? 1.0 / t_bound : 0;
+    // Both channels at once: every miss (copied or computed on the CPU) at the sum of the rates.
+    const double all_misses = misses + double(r.decode_t.cpu) / a.generate;
+    const double cpu_rate = ch.dram_read_rate > 0 ? ch.dram_read_rate : 0;
+    const double t_comb = all_misses * blob / (ch.copy_rate + cpu_rate) +
+                          (ch.disk_tier_rate > 0 ? nvme / ch.disk_tier_rate : 0);
+    r.combined_bound = t_comb > 0 ? 1.0 / t_comb : 0;
     double h = 0, used = 0;
     int layers = 0;
     for (const auto& c : counts) {
@@ -157,7 +167,47 @@ void print_result(const Result& r, int generate, int prefill) {
       format_bytes(double(d.bytes_host_to_gpu) / g), format_bytes(double(d.bytes_nvme_to_host) / g),
       1e3 * d.stall_seconds / g, r.ttft, r.entropy, r.experts_per_layer,
       format_bytes(double(r.vram_peak)));
+  const double moe_ms = 1e3 * d.seconds / g;
+  const double token_ms = r.decode_tps > 0 ? 1e3 / r.decode_tps : 0;
+  fmt::print(
+      "{:<34} decode split: {:.1f}% GPU-resident, {:.1f}% copied, {:.1f}% CPU; per token {:.2f} "
+      "ms = MoE layers {:.2f} ms (CPU experts {:.2f}, stall {:.2f}, model {:.2f}) + other {:.2f} "
+      "ms; combined-channel bound {:.2f} tok/s ({}); prefill split {:.1f}% copied, {:.1f}% CPU\n",
+      "", 100.0 * d.share(d.hits + d.waits), 100.0 * d.share(d.demand), 100.0 * d.share(d.cpu),
+      token_ms, moe_ms, 1e3 * d.cpu_seconds / g, 1e3 * d.stall_seconds / g,
+      1e3 * d.predicted_seconds / g, token_ms - moe_ms, r.combined_bound,
+      pct(r.decode_tps, r.combined_bound), 100.0 * r.prefill_t.share(r.prefill_t.demand),
+      100.0 * r.prefill_t.share(r.prefill_t.cpu));
   (void)prefill;
+}
+
+// --modes: hybrid against the better single-channel mode, and against the combined bound.
+nlohmann::json compare_modes(const std::vector<Result>& results) {
+  const Result *hybrid = nullptr, *best = nullptr, *best_prefill = nullptr;
+  for (const Result& r : results) {
+    if (r.name == "mode hybrid") {
+      hybrid = &r;
+      continue;
+    }
+    if (!best || r.decode_tps > best->decode_tps) best = &r;
+    if (!best_prefill || r.prefill_tps > best_prefill->prefill_tps) best_prefill = &r;
+  }
+  if (!hybrid || !best) return {};
+  const double ratio = best->decode_tps > 0 ? hybrid->decode_tps / best->decode_tps : 0;
+  const double pratio =
+      best_prefill->prefill_tps > 0 ? hybrid->prefill_tps / best_prefill->prefill_tps : 0;
+  fmt::print(
+      "hybrid vs best single mode ({}): decode {:.2f} vs {:.2f} tok/s = {:.2f}x (target 1.5x); "
+      "hybrid at {} of its combined-channel bound ({:.2f} tok/s); prefill {:.1f} vs {:.1f} tok/s "
+      "({}) = {:.2f}x\n",
+      best->name, hybrid->decode_tps, best->decode_tps, ratio,
+      pct(hybrid->decode_tps, hybrid->combined_bound), hybrid->combined_bound, hybrid->prefill_tps,
+      best_prefill->prefill_tps, best_prefill->name, pratio);
+  return {{"best_single", best->name},
+          {"decode_ratio", ratio},
+          {"prefill_ratio", pratio},
+          {"hybrid_of_combined_bound",
+           hybrid->combined_bound > 0 ? hybrid->decode_tps / hybrid->combined_bound : 0}};
 }
 
 nlohmann::json to_json(const Result& r) {
@@ -169,6 +219,9 @@ nlohmann::json to_json(const Result& r) {
                           {"waits", s.waits},
                           {"demand", s.demand},
                           {"cpu", s.cpu},
+                          {"moe_seconds", s.seconds},
+                          {"cpu_seconds", s.cpu_seconds},
+                          {"predicted_seconds", s.predicted_seconds},
                           {"bytes_host_to_gpu", s.bytes_host_to_gpu},
                           {"bytes_nvme_to_host", s.bytes_nvme_to_host},
                           {"stall_seconds", s.stall_seconds},
@@ -180,6 +233,7 @@ nlohmann::json to_json(const Result& r) {
           {"prefill_bound", r.prefill_bound},
           {"decode_tok_s", r.decode_tps},
           {"decode_bound", r.decode_bound},
+          {"combined_bound", r.combined_bound},
           {"ttft_s", r.ttft},
           {"routing_entropy_bits", r.entropy},
           {"experts_per_layer", r.experts_per_layer},
@@ -222,7 +276,21 @@ void run_bench(const BenchArgs& a) {
   if (ch.copy_rate <= 0) ch.copy_rate = base.device.copy_rate > 0 ? base.device.copy_rate : 25e9;
 
   std::vector<Variant> variants;
-  if (!a.ablation) {
+  if (!a.modes.empty()) {
+    size_t pos = 0;
+    while (pos <= a.modes.size()) {
+      size_t end = a.modes.find(',', pos);
+      if (end == std::string::npos) end = a.modes.size();
+      const std::string m = a.modes.substr(pos, end - pos);
+      const auto mode = parse_offload_mode(m);
+      if (!mode)
+        fail(ErrorKind::kInvalidArgument, "--modes: expected hybrid, cpu or stream, got '{}'", m);
+      Variant v{fmt::format("mode {}", m), base, false};
+      v.cfg.offload.mode = *mode;
+      variants.push_back(v);
+      pos = end + 1;
+    }
+  } else if (!a.ablation) {
     variants.push_back({"configured", base, false});
   } else {
     for (const char* cache : {"none", "lru", "router_freq"})
@@ -244,11 +312,13 @@ void run_bench(const BenchArgs& a) {
                           {"disk_tier_rate", ch.disk_tier_rate}}},
                         {"config", format_offload_config(base)},
                         {"runs", nlohmann::json::array()}};
+  std::vector<Result> results;
   for (const Variant& v : variants) {
-    const Result r = run_variant(model, loc, v, a, ch);
-    print_result(r, a.generate, a.prefill);
-    out["runs"].push_back(to_json(r));
+    results.push_back(run_variant(model, loc, v, a, ch));
+    print_result(results.back(), a.generate, a.prefill);
+    out["runs"].push_back(to_json(results.back()));
   }
+  if (!a.modes.empty()) out["modes"] = compare_modes(results);
   if (!a.json.empty()) {
     std::ofstream f(a.json);
     if (!f) fail(ErrorKind::kIo, "--json: cannot write {}", a.json);
@@ -281,6 +351,8 @@ void register_bench_offload(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--threads", a->threads, "Threads for the DRAM read measurement (0: all)");
   cmd->add_option("--dram", a->dram, "Bytes read by the DRAM measurement")->capture_default_str();
+  cmd->add_option("--modes", a->modes,
+                  "Run each offload mode in turn, e.g. hybrid,cpu,stream (compared at the end)");
   cmd->add_flag("--ablation", a->ablation,
                 "Run cache {none, lru, router_freq} x prefetch {none, lookahead 1, lookahead 2}");
   cmd->add_flag("--no-channels", a->no_channels, "Skip the channel measurements");

@@ -203,6 +203,11 @@ void ExpertMover::finish_pass(const PlanPass& pass) {
   for (const PlanHit& h : pass.waits) land(h.id, true);
 }
 
+void ExpertMover::finish_cpu_reads(const PlanPass& pass) {
+  StallTimer timer(stats_.stall_seconds);
+  for (const PlanCpu& c : pass.cpu) settle_read(c.id);
+}
+
 void ExpertMover::drain() {
   StallTimer timer(stats_.stall_seconds);
   if (NvmeReader* reader = host_.reader())

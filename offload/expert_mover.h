@@ -41,6 +41,9 @@ class ExpertMover {
   // Blocks until the pass's demand copies, waits and CPU experts' host copies have landed.
   // Throws cs::Error (kIo, kBadFile) when one cannot be read.
   void finish_pass(const PlanPass& pass);
+  // Blocks until the host copies of the pass's CPU experts are in RAM (their NVMe reads landed
+  // and verified), so the CPU can compute them while the GPU copies are still under way.
+  void finish_cpu_reads(const PlanPass& pass);
   void start_prefetches(const std::vector<PlanCopy>& prefetches);
   // The host copy of an expert of a plan (from the plan's host slot, or the fixed place).
   const uint8_t* host_src(ExpertId id, const HostFetch& f) const;
@@ -53,6 +56,8 @@ class ExpertMover {
   // Blocks until nothing is in flight.
   void drain();
   bool idle() const { return reads_.empty() && copies_.empty(); }
+  // Copies enqueued or waiting for their reads that have not been reported landed.
+  int copies_in_flight() const { return int(copies_.size()); }
 
   const MoverStats& stats() const { return stats_; }
   MoverStats& stats() { return stats_; }

@@ -11,6 +11,28 @@
 
 namespace cs {
 
+std::vector<PinRange> pin_ranges(uint64_t bytes, uint64_t chunk, uint64_t region, uint64_t blob) {
+  std::vector<PinRange> out;
+  if (chunk == 0) chunk = 256ull << 20;
+  if (region == 0 || blob == 0 || blob > region) {
+    for (uint64_t off = 0; off < bytes; off += chunk)
+      out.push_back({off, std::min(chunk, bytes - off)});
+    return out;
+  }
+  const uint64_t step = std::max<uint64_t>(1, chunk / blob) * blob;  // whole blobs per range
+  for (uint64_t r = 0; r < bytes; r += region) {
+    const uint64_t end = std::min(r + region, bytes);
+    for (uint64_t off = r; off < end;) {
+      // The last range of a region takes the region's tail (too small for a blob) with it.
+      const uint64_t left = end - off;
+      const uint64_t n = left < step + blob ? left : step;
+      out.push_back({off, n});
+      off += n;
+    }
+  }
+  return out;
+}
+
 HostArena::HostArena(ArenaOptions options) : options_(std::move(options)) {
   status_.total = options_.bytes;
   if (options_.bytes == 0) {
@@ -53,18 +75,19 @@ void HostArena::pin_all() {
   uint64_t off = 0;
   std::string error;
   bool failed = false;
-  while (off < options_.bytes && !stop_.load()) {
-    const uint64_t n = std::min(options_.pin_chunk, options_.bytes - off);
-    if (!options_.pinner->pin(data_ + off, n, &error)) {
+  for (const PinRange& r :
+       pin_ranges(options_.bytes, options_.pin_chunk, options_.region, options_.blob)) {
+    if (stop_.load()) break;
+    if (!options_.pinner->pin(data_ + r.offset, r.bytes, &error)) {
       failed = true;
       break;
     }
-    off += n;
+    off = r.offset + r.bytes;
     pinned_bytes_.store(off);
     PinStatus s;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      pinned_chunks_.push_back(data_ + off - n);
+      pinned_chunks_.push_back(data_ + r.offset);
       status_.pinned = off;
       status_.seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

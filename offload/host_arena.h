@@ -35,12 +35,24 @@ struct PinStatus {
 struct ArenaOptions {
   uint64_t bytes = 0;
   Pinner* pinner = nullptr;           // not owned; null: no pinning
-  uint64_t pin_chunk = 256ull << 20;  // bytes pinned per call
-  int numa_node = -1;                 // bind to this node; -1: leave to the OS
-  bool background = true;             // pin from a thread (false: in the constructor)
-  bool hugepages = true;              // madvise(MADV_HUGEPAGE)
+  uint64_t pin_chunk = 256ull << 20;  // bytes pinned per call (rounded down to whole blobs)
+  // Blob geometry: blobs of `blob` bytes packed from the start of each `region` (no blob
+  // straddles a region boundary). Pinned ranges then never cut a blob: a copy from a blob reads
+  // one registered range (cudaMemcpyAsync fails on a source that spans two). 0: no blobs.
+  uint64_t region = 0, blob = 0;
+  int numa_node = -1;      // bind to this node; -1: leave to the OS
+  bool background = true;  // pin from a thread (false: in the constructor)
+  bool hugepages = true;   // madvise(MADV_HUGEPAGE)
   std::function<void(const PinStatus&)> on_progress;  // called from the pinning thread
 };
+
+// The ranges pinned, in order: [offset, offset + bytes) each. With a blob geometry, every range
+// lies in one region and starts and ends on blob boundaries within it (or the region's end), so
+// each blob lies in exactly one range.
+struct PinRange {
+  uint64_t offset = 0, bytes = 0;
+};
+std::vector<PinRange> pin_ranges(uint64_t bytes, uint64_t chunk, uint64_t region, uint64_t blob);
 
 class HostArena {
  public:

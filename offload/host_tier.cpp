@@ -42,6 +42,8 @@ HostTier::HostTier(const ExpertLocator& locator, HostTierOptions options, int mi
   const uint64_t regions = uint64_t(n_slots_) / uint64_t(slots_per_region_);
   const uint64_t rest = uint64_t(n_slots_) % uint64_t(slots_per_region_);
   opt_.arena.bytes = regions * kRegion + rest * slot_bytes_;
+  opt_.arena.region = kRegion;  // pinned ranges never cut a blob
+  opt_.arena.blob = slot_bytes_;
   arena_ = std::make_unique<HostArena>(opt_.arena);
   if (full) {
     fixed_.assign(locator_.blobs.size(), -1);

@@ -165,6 +165,18 @@ struct Key {
 
 const std::vector<Key>& schema() {
   static const std::vector<Key> keys = {
+      // [offload]
+      {"offload", "mode",
+       [](OffloadConfig& c, const Value& v) {
+         c.offload.mode = get_enum<OffloadMode>(v, parse_offload_mode, "hybrid, cpu, stream");
+       },
+       [](const OffloadConfig& c) { return quote(offload_mode_name(c.offload.mode)); }},
+      {"offload", "calibrate",
+       [](OffloadConfig& c, const Value& v) { c.offload.calibrate = get_bool(v); },
+       [](const OffloadConfig& c) { return std::string(c.offload.calibrate ? "true" : "false"); }},
+      {"offload", "adapt",
+       [](OffloadConfig& c, const Value& v) { c.offload.adapt = get_double(v, 0, 1); },
+       [](const OffloadConfig& c) { return fmt::format("{}", c.offload.adapt); }},
       // [device]
       {"device", "backend",
        [](OffloadConfig& c, const Value& v) {
@@ -260,11 +272,6 @@ const std::vector<Key>& schema() {
       {"cache", "prefetch_share",
        [](OffloadConfig& c, const Value& v) { c.cache.prefetch_share = get_double(v, 0, 1); },
        [](const OffloadConfig& c) { return fmt::format("{}", c.cache.prefetch_share); }},
-      {"cache", "miss_path",
-       [](OffloadConfig& c, const Value& v) {
-         c.cache.miss_path = get_enum<MissPath>(v, parse_miss_path, "stream, cpu");
-       },
-       [](const OffloadConfig& c) { return quote(miss_path_name(c.cache.miss_path)); }},
       // [predictor]
       {"predictor", "kind",
        [](OffloadConfig& c, const Value& v) {
@@ -317,6 +324,14 @@ const std::vector<Key>& schema() {
        [](const OffloadConfig& c) { return quote(c.cpu.cores); }},
   };
   return keys;
+}
+
+// Keys that were renamed: an error naming the replacement.
+const char* renamed_key(std::string_view section, std::string_view name) {
+  if (section == "cache" && name == "miss_path")
+    return "cache.miss_path was replaced by offload.mode (hybrid, cpu or stream; CLI "
+           "--offload-mode)";
+  return nullptr;
 }
 
 const Key* find_key(std::string_view section, std::string_view name) {
@@ -384,6 +399,7 @@ void parse_offload_config(std::string_view text, const std::string& origin, Offl
     for (auto&& [key, value] : *node.as_table()) {
       const std::string name(key.str());
       const Key* k = find_key(sec, name);
+      if (const char* r = renamed_key(sec, name); !k && r) fail_at(origin, key.source(), r);
       if (!k)
         fail_at(origin, key.source(),
                 fmt::format("unknown key '{}.{}' (keys of [{}]: {})", sec, name, sec,
@@ -411,6 +427,9 @@ void set_offload_key(OffloadConfig& config, const std::string& key, const std::s
   const size_t dot = key.find('.');
   const Key* k =
       dot == std::string::npos ? nullptr : find_key(key.substr(0, dot), key.substr(dot + 1));
+  if (!k && dot != std::string::npos)
+    if (const char* r = renamed_key(key.substr(0, dot), key.substr(dot + 1)))
+      fail(ErrorKind::kInvalidArgument, "{}: {}", flag, r);
   if (!k) fail(ErrorKind::kInvalidArgument, "{}: unknown configuration key '{}'", flag, key);
   Value v;
   v.s = value;

@@ -43,7 +43,12 @@ struct CacheConfig {
   std::string hot_set;                        // path of a hot-set profile; empty: none
   PolicyKind host_policy = PolicyKind::kLru;  // the host-RAM cache over NVMe
   double prefetch_share = 0.5;  // prefetches pause while this share of slots is loading
-  MissPath miss_path = MissPath::kStream;
+};
+
+struct OffloadModeConfig {
+  OffloadMode mode = OffloadMode::kHybrid;  // how misses are decided (cache/plan.h)
+  bool calibrate = true;  // measure the channels at start-up (false: the defaults below)
+  double adapt = 0.2;     // EWMA weight of each measured pass in the cost model's channel scales
 };
 
 struct PredictorConfig {
@@ -67,6 +72,7 @@ struct CpuConfig {
 };
 
 struct OffloadConfig {
+  OffloadModeConfig offload;
   DeviceConfig device;
   MemoryConfig memory;
   CacheConfig cache;

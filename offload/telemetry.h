@@ -31,9 +31,15 @@ struct StepTelemetry {
   uint64_t drains = 0;       // layers that waited for all in-flight prefetches first
   double stall_seconds = 0;  // blocked waiting for reads and copies
   double seconds = 0;        // wall time of the step's MoE layers
+  // The hybrid split's channels (offload.mode): wall time of the CPU expert work (hidden state
+  // down, CPU experts, result up), and the cost model's prediction of the passes.
+  double cpu_seconds = 0;
+  double predicted_seconds = 0;
   PredictionCounts prediction;
 
   double hit_rate() const { return expert_uses ? double(hits) / double(expert_uses) : 0.0; }
+  // Shares of expert uses: on the GPU already (hits and waited prefetches), copied, on the CPU.
+  double share(uint64_t n) const { return expert_uses ? double(n) / double(expert_uses) : 0.0; }
   StepTelemetry& operator+=(const StepTelemetry& o);
 };
 

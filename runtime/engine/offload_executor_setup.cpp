@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "cache/hybrid_chooser.h"
 #include "cache/planner.h"
 #include "cache/prediction_scorer.h"
 #include "common/error.h"
@@ -18,6 +19,7 @@
 #include "offload/expert_mover.h"
 #include "offload/host_tier.h"
 #include "offload/numa.h"
+#include "runtime/engine/offload_calibration.h"
 #include "runtime/engine/offload_locator.h"
 #include "runtime/engine/offload_moe_executor.h"
 
@@ -190,8 +192,12 @@ void OffloadMoeExecutor::prepare() {
     items.push_back({"lookahead routers", router_bytes});
     items.push_back({"lookahead logits", uint64_t(max_T_) * uint64_t(n_ahead) * uint64_t(E_) * 4});
   }
-  const bool cpu_path = cfg.cache.miss_path == MissPath::kCpu || opt_.chooser;
+  const OffloadMode mode = cfg.offload.mode;
+  const bool cpu_path = mode != OffloadMode::kStream || opt_.chooser;
+  const bool calibrate_now = mode == OffloadMode::kHybrid && !opt_.chooser && cfg.offload.calibrate;
   if (cpu_path) items.push_back({"CPU expert results", uint64_t(max_T_) * uint64_t(H_) * 4});
+  const size_t calib_bytes = calibration_scratch_bytes(H_, K_, max_T_);
+  if (calibrate_now) items.push_back({"start-up calibration (freed after)", uint64_t(calib_bytes)});
   if (pinner_) items.push_back({"pinning probe (one slot)", slot_bytes});
   uint64_t budget = backend_.memory_budget() ? backend_.memory_budget() : cfg.device.vram_budget;
   if (budget == 0 && !backend_.host_memory())  // no budget on a GPU: what is free there now
@@ -213,6 +219,7 @@ void OffloadMoeExecutor::prepare() {
     tables_.push_back(backend_.alloc(size_t(E_) * sizeof(ExpertWeights)));
   if (n_ahead > 0) build_lookahead();
   if (cpu_path) cpu_out_ = backend_.alloc(size_t(max_T_) * size_t(H_) * 4);
+  if (calibrate_now) calib_scratch_ = backend_.alloc(calib_bytes);
   if (pinner_) probe_ = backend_.alloc(slot_bytes);
   slots_ = backend_.alloc(size_t(vram_.slots) * slot_bytes);
 
@@ -225,13 +232,19 @@ void OffloadMoeExecutor::prepare() {
   gpu_cache_ = make_slot_cache(g, cfg.cache.policy, cfg.cache.decay);
   PlannerOptions po;
   po.k = K_;
-  po.miss_path = cfg.cache.miss_path;
-  po.chooser = opt_.chooser;
+  po.miss_path = mode == OffloadMode::kCpu ? MissPath::kCpu : MissPath::kStream;
+  CostParams defaults;
+  defaults.expert_bytes = slot_bytes;
+  if (cfg.device.copy_rate > 0) defaults.copy_rate = cfg.device.copy_rate;
+  if (mode == OffloadMode::kHybrid && !opt_.chooser)
+    hybrid_ = std::make_unique<HybridChooser>(CostModel(defaults), cfg.offload.adapt);
+  po.chooser = opt_.chooser ? opt_.chooser : hybrid_.get();
   po.prefetch_share = cfg.cache.prefetch_share;
   planner_ = std::make_unique<Planner>(*gpu_cache_, host_->cache(), po);
   mover_ = std::make_unique<ExpertMover>(*host_, *gpu_cache_, *copies_, slots_.as<uint8_t>());
   table_.assign(size_t(E_), ExpertWeights{});
   prepared_ = true;
+  if (calibrate_now) calibrate();
   load_hot_set();
 }
 
@@ -272,6 +285,44 @@ void OffloadMoeExecutor::build_lookahead() {
   }
   lookahead_logits_ =
       backend_.alloc(size_t(max_T_) * size_t(predictor_->lookahead()) * size_t(E_) * 4);
+}
+
+// Hybrid mode: the cost model from measurements on this machine and model. Host blobs: up to
+// 4k distinct ones (so that rounds read weights no cache holds); in a cached host tier, slots
+// not yet filled are written first (untouched pages would all read the same zero page).
+void OffloadMoeExecutor::calibrate() {
+  CalibrationInputs in;
+  in.gpu = &backend_;
+  in.cpu = cpu_backend_;
+  in.copies = copies_.get();
+  const int n = std::min(host_->n_slots(), 4 * K_);
+  for (int s = 0; s < n; ++s) {
+    uint8_t* p = host_->slot_ptr(s);
+    if (host_->cache() && host_->cache()->slot(s).state == SlotState::kFree)
+      std::memset(p, 0x11, host_->slot_bytes());
+    in.host_blobs.push_back(p);
+  }
+  in.gpu_slots = slots_.as<uint8_t>();
+  in.slot_bytes = host_->slot_bytes();
+  in.layout = locator_->at(first_moe_, 0).layout;
+  in.hidden = H_;
+  in.k = K_;
+  in.n_experts = E_;
+  in.inter = expert_inter_;
+  in.dtype = expert_dtype_;
+  in.max_tokens = max_T_;
+  in.gpu_table = tables_[0].as<ExpertWeights>();
+  in.gpu_scratch = calib_scratch_.as<float>();
+  in.defaults = hybrid_->model().params();
+  const auto t0 = std::chrono::steady_clock::now();
+  CostParams p = calibrate_offload(in, &calibration_);
+  backend_.synchronize();
+  calib_scratch_ = Buffer();
+  hybrid_->set_model(CostModel(p));
+  calibration_ +=
+      fmt::format("calibrated in {:.2f} s\n",
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  log("hybrid offload: " + p.describe());
 }
 
 void OffloadMoeExecutor::load_hot_set() {
@@ -327,6 +378,12 @@ std::string OffloadMoeExecutor::describe() const {
                   format_bytes(double(host_->bytes())), predictor_name(opt_.config.predictor.kind),
                   policy_name(opt_.config.cache.policy));
   if (prepared_) s += "GPU memory plan:\n" + vram_.describe();
+  s += fmt::format("offload mode: {}\n", offload_mode_name(opt_.config.offload.mode));
+  if (!calibration_.empty()) s += "calibration:\n" + calibration_;
+  if (hybrid_)
+    s += fmt::format("cost model: {}; measured/predicted scales: copy {:.2f}, CPU {:.2f}\n",
+                     hybrid_->model().params().describe(), hybrid_->copy_scale(),
+                     hybrid_->cpu_scale());
   if (NvmeReader* r = host_->reader())
     s += fmt::format("NVMe tier: {} ({}, {})\n", r->path(), r->direct() ? "O_DIRECT" : "buffered",
                      r->registered() ? "registered buffers" : "unregistered buffers");

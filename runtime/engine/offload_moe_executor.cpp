@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "cache/hybrid_chooser.h"
 #include "cache/planner.h"
 #include "cache/prediction_scorer.h"
 #include "common/error.h"
@@ -15,7 +16,11 @@
 namespace cs {
 namespace {
 constexpr int kTables = 8;  // as in offload_executor_setup.cpp
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
 }
+}  // namespace
 
 void OffloadMoeExecutor::fence() {
   // Copies about to overwrite slots must wait for the kernels still reading them.
@@ -55,16 +60,8 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
   const uint64_t host_evictions = host_->cache() ? host_->cache()->evictions() : 0;
   mover_->progress();
 
-  // Routing to the host: the ids and weights of T tokens.
-  const size_t n = size_t(T) * size_t(K_);
-  host_ids_.resize(n);
-  host_w_.resize(n);
-  backend_.download(host_ids_.data(), ids, n * 4);
-  backend_.download(host_w_.data(), weights, n * 4);
-  const LayerRouting routing{layer, T, K_, host_ids_.data(), host_w_.data()};
-  predictor_->on_routing(routing);
-
-  // Predictions for the next layers (gate lookahead: one product of the stacked routers).
+  // Predictions for the next layers (gate lookahead: one product of the stacked routers),
+  // launched first so that one synchronization brings routing, logits and hidden state down.
   const int pos =
       int(std::find(moe_layers_.begin(), moe_layers_.end(), layer) - moe_layers_.begin());
   const int ahead = std::min(predictor_->lookahead(), int(moe_layers_.size()) - 1 - pos);
@@ -77,12 +74,35 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
     if (v.scales) v.scales += sc;
     if (v.mins) v.mins += sc;
     backend_.matmul(x, T, v, lookahead_logits_.as<float>());
+  }
+
+  // Routing to the host: the ids and weights of T tokens (the first download waits for the
+  // stream; the rest are plain copies).
+  const size_t n = size_t(T) * size_t(K_);
+  host_ids_.resize(n);
+  host_w_.resize(n);
+  backend_.download(host_ids_.data(), ids, n * 4);
+  backend_.download(host_w_.data(), weights, n * 4);
+  table_next_ = 0;  // the downloads drained the stream: every table is free
+  // Decode-sized hidden states come down now too when the CPU may compute experts.
+  host_x_layer_ = -1;
+  if (cpu_out_.get() && size_t(T) * size_t(H_) * 4 <= (1u << 20)) {
+    host_x_.resize(size_t(T) * size_t(H_));
+    backend_.download(host_x_.data(), x, host_x_.size() * 4);
+    host_x_layer_ = layer;
+  }
+  const LayerRouting routing{layer, T, K_, host_ids_.data(), host_w_.data()};
+  predictor_->on_routing(routing);
+  if (ahead > 0) {
     host_logits_.resize(size_t(T) * size_t(ahead) * size_t(E_));
     backend_.download(host_logits_.data(), lookahead_logits_.get(), host_logits_.size() * 4);
     predictor_->on_lookahead(layer, ahead, T, host_logits_.data());
   }
   const Prediction prediction = predictor_->predict(layer);
 
+  mover_->progress();  // copies that landed during the downloads are not a backlog
+  plan_backlog_ = mover_->copies_in_flight();
+  if (hybrid_) hybrid_->set_copy_backlog(plan_backlog_);
   LayerPlan plan = planner_->plan(routing, prediction);
   std::vector<ExpertId> routed;
   for (const RoutedExpert& r : plan.routed) routed.push_back(r.id);
@@ -99,6 +119,7 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
   st.passes += plan.passes.size();
   st.prefetches += plan.prefetches.size();
   for (const PlanPass& p : plan.passes) {
+    if (hybrid_) st.predicted_seconds += hybrid_->scaled_model().pass_seconds(pass_load(p)).total;
     st.hits += p.hits.size();
     for (const PlanHit& h : p.hits) st.prefetch_hits += h.prefetched;
     st.waits += p.waits.size();
@@ -139,21 +160,41 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
   step_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-void OffloadMoeExecutor::run_pass(const PlanPass& pass, int pass_no, const float* x,
-                                  const int32_t* ids, const float* weights, float* out) {
-  mover_->finish_pass(pass);
-  // The table: views into the slots of this pass's GPU experts; every other expert is absent.
+Buffer& OffloadMoeExecutor::next_table() {
+  if (table_next_ == kTables) {  // the ring wrapped: the kernels reading it must be done
+    backend_.synchronize();
+    table_next_ = 0;
+  }
+  return tables_[size_t(table_next_++)];
+}
+
+// One GPU MoE launch over the pass's resident experts (`hits`) and/or the experts that arrive by
+// copy (`copied`: waits and demand); every other expert is absent from its table.
+void OffloadMoeExecutor::launch_gpu(const PlanPass& pass, bool hits, bool copied,
+                                    const MoeArgs& args, bool accumulate) {
   std::fill(table_.begin(), table_.end(), ExpertWeights{});
   auto put = [&](ExpertId id, int slot) {
     table_[size_t(id.expert)] =
         expert_views(locator_->at(id.layer, id.expert).layout, mover_->gpu_slot(slot));
   };
-  for (const PlanHit& h : pass.hits) put(h.id, h.slot);
-  for (const PlanHit& h : pass.waits) put(h.id, h.slot);
-  for (const PlanCopy& c : pass.demand) put(c.id, c.slot);
-  if (pass_no > 0 && pass_no % kTables == 0) backend_.synchronize();  // the ring wrapped
-  Buffer& table = tables_[size_t(pass_no % kTables)];
+  if (hits)
+    for (const PlanHit& h : pass.hits) put(h.id, h.slot);
+  if (copied) {
+    for (const PlanHit& h : pass.waits) put(h.id, h.slot);
+    for (const PlanCopy& c : pass.demand) put(c.id, c.slot);
+  }
+  Buffer& table = next_table();
   backend_.upload(table.get(), table_.data(), table_.size() * sizeof(ExpertWeights));
+  MoeArgs a = args;
+  a.table = table.as<const ExpertWeights>();
+  a.accumulate = accumulate;
+  backend_.moe(a);
+}
+
+void OffloadMoeExecutor::run_pass(const PlanPass& pass, int pass_no, const float* x,
+                                  const int32_t* ids, const float* weights, float* out) {
+  (void)pass_no;
+  const auto started = Clock::now();  // the pass's copies were enqueued just before
   const size_t t0 = size_t(pass.t_begin);
   MoeArgs a;
   a.x = x + t0 * size_t(H_);
@@ -162,29 +203,65 @@ void OffloadMoeExecutor::run_pass(const PlanPass& pass, int pass_no, const float
   a.ids = ids + t0 * size_t(K_);
   a.weights = weights + t0 * size_t(K_);
   a.k = K_;
-  a.table = table.as<const ExpertWeights>();
   a.n_experts = E_;
   a.dtype = expert_dtype_;
   a.inter = expert_inter_;
   a.out = out + t0 * size_t(H_);
-  backend_.moe(a);
-  if (!pass.cpu.empty()) run_cpu(pass, a.x, a.out);
+  if (pass.cpu.empty()) {  // one kernel over every expert, in router order (bit-identical)
+    mover_->finish_pass(pass);
+    launch_gpu(pass, true, true, a, false);
+    return;
+  }
+  // Both channels at once: the hits on the GPU and the CPU experts while the copies land.
+  const bool early = !pass.hits.empty();
+  run_cpu(pass, a);  // hidden state down, then the hits' kernel, then the CPU experts
+  const double cpu_seconds = since(started);
+  const auto wait0 = Clock::now();
+  mover_->finish_pass(pass);
+  const double copy_seconds = since(started);
+  // The copies' finish time is known only when this wait really blocked; otherwise they had
+  // landed during the CPU work and copy_seconds is an upper bound.
+  const bool copy_exact = since(wait0) > 50e-6;
+  const bool copied = !pass.waits.empty() || !pass.demand.empty();
+  if (copied || !early) launch_gpu(pass, false, true, a, early);
+  const size_t n = size_t(a.T) * size_t(H_);
+  backend_.upload(cpu_out_.get(), host_cpu_out_.data(), n * 4);
+  backend_.add(a.out, cpu_out_.as<float>(), int64_t(n));
+
+  StepTelemetry& st = telemetry_.current();
+  st.cpu_seconds += cpu_seconds;
+  if (hybrid_ && opt_.config.offload.adapt > 0) {
+    const CostModel m = hybrid_->scaled_model();
+    const PassLoad l = pass_load(pass);
+    const int queued = std::max(l.in_flight, plan_backlog_);  // copies ahead of this pass's
+    const double pred_copy = double(queued + int(l.stream_tokens.size())) * m.copy_seconds() +
+                             l.nvme_stream * m.nvme_seconds();
+    const double pred_cpu = m.pass_seconds(l).cpu_channel;
+    hybrid_->observe(pred_copy, copied ? copy_seconds : 0.0, !copy_exact, pred_cpu, cpu_seconds);
+  }
 }
 
-// The CPU path: hidden states down, the CPU experts computed from their host copies, the partial
-// sums up and added to the GPU result.
-void OffloadMoeExecutor::run_cpu(const PlanPass& pass, const float* x, float* out) {
+// The CPU path: hidden states down, the GPU kernel over the hits launched (it runs while the CPU
+// works), the CPU experts computed from their host copies into host_cpu_out_.
+void OffloadMoeExecutor::run_cpu(const PlanPass& pass, const MoeArgs& gpu) {
+  const float* x = gpu.x;
   const int T = pass.t_end - pass.t_begin;
   const size_t n = size_t(T) * size_t(H_);
-  host_x_.resize(n);
-  host_cpu_out_.assign(n, 0.0f);
-  backend_.download(host_x_.data(), x, n * 4);
+  host_cpu_out_.resize(n);
+  const float* hx = host_x_.data() + size_t(pass.t_begin) * size_t(H_);
+  if (host_x_layer_ < 0) {  // not brought down with the routing (a large batch)
+    host_x_.resize(n);
+    backend_.download(host_x_.data(), x, n * 4);
+    hx = host_x_.data();
+  }
+  if (!pass.hits.empty()) launch_gpu(pass, true, false, gpu, false);
+  mover_->finish_cpu_reads(pass);
   std::vector<ExpertWeights> table(static_cast<size_t>(E_));
   for (const PlanCpu& c : pass.cpu)
     table[size_t(c.id.expert)] =
         expert_views(locator_->at(c.id.layer, c.id.expert).layout, mover_->host_src(c.id, c.host));
   MoeArgs a;
-  a.x = host_x_.data();
+  a.x = hx;
   a.T = T;
   a.hidden = H_;
   a.ids = host_ids_.data() + size_t(pass.t_begin) * size_t(K_);
@@ -196,8 +273,6 @@ void OffloadMoeExecutor::run_cpu(const PlanPass& pass, const float* x, float* ou
   a.inter = expert_inter_;
   a.out = host_cpu_out_.data();
   cpu_backend_->moe(a);
-  backend_.upload(cpu_out_.get(), host_cpu_out_.data(), n * 4);
-  backend_.add(out, cpu_out_.as<float>(), int64_t(n));
 }
 
 const OffloadTelemetry& OffloadMoeExecutor::telemetry() {

@@ -5,8 +5,18 @@
 // for gate lookahead, the next layers' routers applied to this layer's hidden state in one
 // batched product), the planner (cache/) makes the layer's plan, the mover (offload/) runs its
 // reads and copies, and each pass computes with one Backend::moe over a table of slot views.
-// Experts the plan sends to the CPU run on `cpu_backend` from their host copies (the hook for
-// the hybrid scheduler); the GPU result and theirs are summed.
+// Experts the plan sends to the CPU run on `cpu_backend` from their host copies; the GPU result
+// and theirs are summed. config.offload.mode picks who decides: every miss copied (stream),
+// every miss on the CPU (cpu), or the hybrid scheduler (cache/hybrid_chooser.h) from a cost model
+// calibrated at prepare() (runtime/engine/offload_calibration.h) and corrected by each pass's
+// measured channel times.
+//
+// A pass with CPU experts runs both channels at once: the hidden state comes down, the GPU
+// computes the hits while the CPU computes its experts and the demand copies land; then the
+// GPU computes the copied experts (accumulating), and the CPU's partial sums go up and are
+// added. With hybrid or cpu mode, results therefore differ from the stream path by the CPU
+// kernel's int8 activation quantization and the order of the sum (docs/TESTING.md gives the
+// measured tolerance).
 //
 // Results do not depend on placement: with every miss streamed, each token's experts are summed
 // in router order by the same kernel as the resident executor, whatever the budget, policy or
@@ -37,6 +47,7 @@ namespace cs {
 
 class ExpertMover;
 class HostTier;
+class HybridChooser;
 class MissPathChooser;
 class Planner;
 class PredictionScorer;
@@ -60,7 +71,7 @@ struct OffloadOptions {
   void* compute_stream = nullptr;
   // Computes the experts a plan sends to the CPU. Null: a CPU reference backend.
   Backend* cpu_backend = nullptr;
-  // Decides each miss (the hybrid scheduler); null: config.cache.miss_path for every miss.
+  // Decides each miss, overriding config.offload.mode (tests); null: the mode decides.
   MissPathChooser* chooser = nullptr;
   // Tests: exact GPU slot count instead of the VRAM plan (0: from the budget).
   int gpu_slots = 0;
@@ -91,7 +102,9 @@ class OffloadMoeExecutor final : public MoeExecutor {
   // For tests and the trace recorder: the plan of the last layer run.
   const LayerPlan& last_plan() const { return *last_plan_; }
   void set_plan_observer(std::function<void(const LayerPlan&)> f) { plan_observer_ = std::move(f); }
-  std::string describe() const;  // slots, host tier, reader notes
+  std::string describe() const;  // slots, host tier, reader notes, calibration
+  // Hybrid mode: the scheduler (its cost model and channel scales); null in other modes.
+  const HybridChooser* hybrid() const { return hybrid_.get(); }
 
  private:
   void build_lookahead();
@@ -99,7 +112,11 @@ class OffloadMoeExecutor final : public MoeExecutor {
   void begin_step(int T);
   void run_pass(const PlanPass& pass, int pass_no, const float* x, const int32_t* ids,
                 const float* weights, float* out);
-  void run_cpu(const PlanPass& pass, const float* x, float* out);
+  void run_cpu(const PlanPass& pass, const MoeArgs& gpu);
+  void launch_gpu(const PlanPass& pass, bool hits, bool copied, const MoeArgs& args,
+                  bool accumulate);
+  Buffer& next_table();
+  void calibrate();
   void fence();
   void check_pinning();
   void log(const std::string& s) const;
@@ -126,6 +143,8 @@ class OffloadMoeExecutor final : public MoeExecutor {
   std::unique_ptr<Backend> own_cpu_backend_;
   Backend* cpu_backend_ = nullptr;
   std::unique_ptr<LayerPlan> last_plan_;
+  std::unique_ptr<HybridChooser> hybrid_;
+  std::string calibration_;  // what calibrate() measured
   std::function<void(const LayerPlan&)> plan_observer_;
 
   bool prepared_ = false;
@@ -138,6 +157,10 @@ class OffloadMoeExecutor final : public MoeExecutor {
   Buffer lookahead_logits_;  // [max_T][horizon*E]
   Buffer cpu_out_;           // CPU-path partial sums uploaded here [max_T][H]
   Buffer probe_;             // one slot: measures pageable copies when pinning fails
+  Buffer calib_scratch_;     // freed after calibration
+  int table_next_ = 0;       // next table of the ring, reset when the stream has drained
+  int plan_backlog_ = 0;     // copies in flight when the current layer was planned
+  int host_x_layer_ = -1;    // host_x_ holds this layer's whole hidden state (-1: not)
   bool pin_checked_ = false;
   int max_T_ = 0;
 

@@ -69,7 +69,10 @@ ExpertLocator write_experts(const Model& m, const std::string& path) {
   });
 }
 
+// Bit-identity holds for the stream path; the hybrid and cpu modes have their own test with a
+// measured tolerance (test_offload_hybrid.cpp).
 struct Case {
+  Case() { cfg.offload.mode = OffloadMode::kStream; }
   std::string name;
   OffloadConfig cfg;
   int slots = 0;
@@ -302,7 +305,7 @@ TEST_CASE("offload: misses computed on the CPU agree with the resident path") {
       CAPTURE(predictor_name(pk));
       Case c;
       c.slots = K;
-      c.cfg.cache.miss_path = MissPath::kCpu;
+      c.cfg.offload.mode = OffloadMode::kCpu;
       c.cfg.predictor.kind = pk;  // prefetches still fill GPU slots in the background
       c.cfg.predictor.threshold = 0.0;
       c.cfg.device.max_batch = 5;

@@ -132,3 +132,36 @@ TEST_CASE("budgeted backend: counts allocations and refuses one past the limit")
   }
   CHECK(b.allocated() == 0);
 }
+
+TEST_CASE("host arena: pinned ranges never cut a blob (each copy reads one registered range)") {
+  // Blobs of 10.6 MB packed from the start of each 1 GiB region (as the host tier lays them
+  // out), pinned in 256 MiB chunks: a plain 256 MiB split would cut blobs at 256 MiB, 512 MiB...
+  const uint64_t region = 1ull << 30, blob = 10620928, chunk = 256ull << 20;
+  const uint64_t per_region = region / blob;  // 101
+  for (const uint64_t n_blobs : {uint64_t(1), per_region - 1, per_region, 2 * per_region + 37}) {
+    CAPTURE(n_blobs);
+    const uint64_t bytes = (n_blobs / per_region) * region + (n_blobs % per_region) * blob;
+    const std::vector<PinRange> r = pin_ranges(bytes, chunk, region, blob);
+    // The ranges tile the arena in order.
+    uint64_t off = 0;
+    for (const PinRange& x : r) {
+      CHECK(x.offset == off);
+      CHECK(x.bytes > 0);
+      CHECK(x.bytes <= chunk + blob);
+      off += x.bytes;
+    }
+    CHECK(off == bytes);
+    // Every blob lies inside exactly one range.
+    for (uint64_t b = 0; b < n_blobs; ++b) {
+      const uint64_t start = (b / per_region) * region + (b % per_region) * blob;
+      int inside = 0;
+      for (const PinRange& x : r) inside += start >= x.offset && start + blob <= x.offset + x.bytes;
+      CHECK(inside == 1);
+      if (inside != 1) break;
+    }
+  }
+  // Without a blob geometry: plain chunks.
+  const std::vector<PinRange> plain = pin_ranges(10ull << 20, 4ull << 20, 0, 0);
+  REQUIRE(plain.size() == 3);
+  CHECK(plain[2].bytes == 2ull << 20);
+}

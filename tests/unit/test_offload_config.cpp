@@ -67,7 +67,7 @@ cores = "0-15"
 TEST_CASE("offload config: unknown keys and bad values name the line and column") {
   CHECK(error_of("[cache]\npolcy = \"lru\"\n") ==
         "cfg.toml:2:1: unknown key 'cache.polcy' (keys of [cache]: policy, allocation, decay, "
-        "hot_set, host_policy, prefetch_share, miss_path)");
+        "hot_set, host_policy, prefetch_share)");
   CHECK(error_of("[cache]\npolicy = \"mru\"\n") ==
         "cfg.toml:2:10: cache.policy: expected one of lru, lfu, router_freq, got 'mru'");
   CHECK(error_of("[cache]\npolicy = \"belady\"\n").find("expected one of") != std::string::npos);
@@ -81,6 +81,27 @@ TEST_CASE("offload config: unknown keys and bad values name the line and column"
   CHECK(error_of("policy = \"lru\"\n").find("unknown key 'policy'") != std::string::npos);
   CHECK(error_of("[cache\n").find("cfg.toml:1:") == 0);  // TOML syntax errors too
   CHECK(error_of("[cache]\ndecay = 0\n").find("(0, 1]") != std::string::npos);
+}
+
+TEST_CASE("offload config: offload.mode, and the key it replaced names it") {
+  OffloadConfig c;
+  CHECK(c.offload.mode == OffloadMode::kHybrid);  // the default
+  parse_offload_config("[offload]\nmode = \"cpu\"\n", "cfg.toml", c);
+  CHECK(c.offload.mode == OffloadMode::kCpu);
+  set_offload_key(c, "offload.mode", "stream", "--offload-mode");
+  CHECK(c.offload.mode == OffloadMode::kStream);
+  CHECK(error_of("[offload]\nmode = \"gpu\"\n") ==
+        "cfg.toml:2:8: offload.mode: expected one of hybrid, cpu, stream, got 'gpu'");
+  CHECK(error_of("[cache]\nmiss_path = \"cpu\"\n") ==
+        "cfg.toml:2:1: cache.miss_path was replaced by offload.mode (hybrid, cpu or stream; CLI "
+        "--offload-mode)");
+  try {
+    set_offload_key(c, "cache.miss_path", "cpu", "--miss-path");
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("--miss-path: cache.miss_path was replaced by offload.mode") !=
+          std::string::npos);
+  }
 }
 
 TEST_CASE("offload config: flags override and the printed config round-trips") {

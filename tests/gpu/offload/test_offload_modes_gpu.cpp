@@ -1,0 +1,100 @@
+// The offload modes on the CUDA backend: hybrid (the GPU computes the hits while the CPU computes
+// its experts and the copies land, then the copied experts accumulate and the CPU's sums are
+// added), cpu and stream, on a synthetic Q4 model. The host arena is pinned in 1 MiB ranges, so
+// with blobs of ~108 KiB many blob boundaries fall near range boundaries: a copy whose source
+// spanned two registered ranges would fail (the bug the blob-aligned pin ranges fix).
+#include <doctest/doctest.h>
+
+#include <fmt/format.h>
+
+#include "cache/hybrid_chooser.h"
+#include "kernels/cuda_backend.h"
+#include "runtime/engine/offload_moe_executor.h"
+#include "runtime/engine/session.h"
+#include "runtime/format/synth.h"
+#include "tests/common/fixtures.h"
+
+using namespace cs;
+
+namespace {
+
+constexpr double kTolerance = 1e-2;  // as tests/model/test_offload_hybrid.cpp; measured: TESTING.md
+
+struct Outputs {
+  std::vector<float> logits;  // prefill rows, then one row per forced token
+  StepTelemetry decode;
+};
+
+Outputs run(const Model& m, Backend& b, OffloadMoeExecutor& ex) {
+  const std::vector<int32_t> prompt = {1, 5, 9, 200, 17, 3, 77, 400, 2, 8, 31, 64};
+  Outputs o;
+  SessionOptions so;
+  so.transformer.max_batch = 8;
+  Session s(m, b, so, &ex);
+  o.logits = s.eval_all(prompt);
+  ex.reset_telemetry();
+  for (int32_t t : {12, 900, 4, 57, 300, 6, 81, 2}) {
+    std::span<const float> l = s.eval(std::vector<int32_t>{t});
+    o.logits.insert(o.logits.end(), l.begin(), l.end());
+  }
+  o.decode = ex.telemetry().total;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("gpu: offload modes hybrid and cpu agree with stream on the CUDA backend") {
+  test::TempDir tmp;
+  SynthOptions syn;
+  syn.shape = "tiny-qwen3";
+  syn.out = tmp.file("tiny.cst");
+  write_synth(syn);
+  auto model = Model::load(syn.out);
+  auto gpu = make_cuda_backend(0);
+  auto cpu = make_cpu_backend();
+  const int K = model->config().n_experts_per_tok;
+  const size_t V = size_t(model->config().vocab_size);
+  auto options = [&](OffloadMode mode) {
+    OffloadOptions o;
+    o.config.offload.mode = mode;
+    o.config.device.max_batch = 8;
+    o.config.memory.pin_chunk = 1ull << 20;
+    o.gpu_slots = K + 2;
+    o.cpu_backend = cpu.get();
+    o.log = [](const std::string&) {};
+    return o;
+  };
+  OffloadMoeExecutor stream(*gpu, *model, options(OffloadMode::kStream));
+  const Outputs want = run(*model, *gpu, stream);
+  CHECK(want.decode.demand > 0);
+  // Synthetic costs that split every layer's misses between both channels.
+  CostParams p;
+  p.expert_bytes = stream.vram_plan().slot_bytes;
+  p.copy_rate = double(p.expert_bytes) / 1e-3;
+  p.dram_rate = double(p.expert_bytes) / 0.5e-3;
+  p.cpu_fixed = 0;
+  HybridChooser split{CostModel(p), 0.0};
+  double measured = 0;
+  for (const char* name : {"hybrid", "hybrid (split costs)", "cpu"}) {
+    CAPTURE(name);
+    const std::string n = name;
+    OffloadOptions o = options(n == "cpu" ? OffloadMode::kCpu : OffloadMode::kHybrid);
+    if (n == "hybrid (split costs)") o.chooser = &split;
+    OffloadMoeExecutor ex(*gpu, *model, std::move(o));
+    const Outputs got = run(*model, *gpu, ex);
+    REQUIRE(got.logits.size() == want.logits.size());
+    double e = 0;
+    for (size_t r = 0; r < got.logits.size() / V; ++r)
+      e = std::max(e, test::max_rel_error(&got.logits[r * V], &want.logits[r * V], V));
+    measured = std::max(measured, e);
+    MESSAGE(fmt::format(
+        "{}: worst relative logit error {:.3e}; decode {} hits, {} copied, {} on "
+        "the CPU",
+        name, e, got.decode.hits + got.decode.waits, got.decode.demand, got.decode.cpu));
+    CHECK(e < kTolerance);
+    if (n != "hybrid") CHECK(got.decode.cpu > 0);
+    if (n == "hybrid (split costs)") CHECK(got.decode.demand > 0);
+    if (n == "hybrid") MESSAGE(ex.describe());
+  }
+  MESSAGE(fmt::format("worst relative logit error, CUDA: {:.3e}", measured));
+}

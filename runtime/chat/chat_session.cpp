@@ -96,17 +96,30 @@ int ChatSession::context_size() const {
   return session_.n_ctx();
 }
 
+void ChatSession::add_message(std::string_view role, std::string_view content) {
+  if (role == "system")
+    options_.system_prompt = std::string(content);
+  else if (role == "user" || role == "assistant")
+    messages_.push_back({std::string(role), std::string(content), "", false});
+  else
+    fail(ErrorKind::kInvalidArgument, "role '{}' is not system, user or assistant", role);
+}
+
 ChatTurnStats ChatSession::send(std::string_view user_text, const StreamFn& on_text) {
-  cancelled_.store(false);
   messages_.push_back({"user", std::string(user_text), "", false});
-  std::string prompt_text;
   try {
-    prompt_text =
-        template_.render(conversation(), /*add_generation_prompt=*/true, options_.thinking);
+    return reply(on_text);
   } catch (...) {
-    messages_.pop_back();  // a conversation the template refuses keeps its previous state
+    // A conversation the template refuses, or one that no longer fits, keeps its previous state.
+    messages_.pop_back();
     throw;
   }
+}
+
+ChatTurnStats ChatSession::reply(const StreamFn& on_text) {
+  cancelled_.store(false);
+  const std::string prompt_text =
+      template_.render(conversation(), /*add_generation_prompt=*/true, options_.thinking);
   std::vector<int32_t> prompt;
   if (tok_.info().add_bos && tok_.bos_id() >= 0 && !prompt_text.starts_with(tok_.info().bos_token))
     prompt.push_back(tok_.bos_id());
@@ -114,8 +127,7 @@ ChatTurnStats ChatSession::send(std::string_view user_text, const StreamFn& on_t
   prompt.insert(prompt.end(), enc.begin(), enc.end());
   const int n_ctx = session_.n_ctx();
   if (int(prompt.size()) + 1 > n_ctx) {
-    messages_.pop_back();
-    fail(ErrorKind::kOutOfMemory,
+    fail(ErrorKind::kContextFull,
          "the conversation ({} tokens with this message) no longer fits the context window of {} "
          "tokens; {}",
          prompt.size(), n_ctx, kContextFullHint);

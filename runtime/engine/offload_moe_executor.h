@@ -92,6 +92,7 @@ class OffloadMoeExecutor final : public MoeExecutor {
   const LayerPlan& last_plan() const { return *last_plan_; }
   void set_plan_observer(std::function<void(const LayerPlan&)> f) { plan_observer_ = std::move(f); }
   std::string describe() const;  // slots, host tier, reader notes
+  uint64_t host_bytes() const;   // the host tier's arena (expert blobs in RAM)
 
  private:
   void build_lookahead();

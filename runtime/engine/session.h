@@ -55,6 +55,8 @@ class Session {
   const std::vector<int32_t>& tokens() const { return tokens_; }
   std::span<const float> last_logits() const { return logits_; }
   Transformer& transformer() { return transformer_; }
+  // Bytes the session placed on its backend (weights, KV cache, scratch).
+  size_t device_bytes() const { return transformer_.device_bytes(); }
 
  private:
   const Model& model_;

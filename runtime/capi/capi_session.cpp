@@ -158,13 +158,23 @@ cs_status cs_session_generate(cs_session* session, const cs_sampling_params* par
     chat.options().max_reply_tokens = p.max_tokens;
     chat.options().ignore_stop_tokens = p.ignore_stop_tokens != 0;
     bool stopped = false;  // the callback said stop: it hears nothing more
-    const ChatTurnStats st = chat.reply([&](ReplyPart part, std::string_view text) {
-      if (stopped || !on_text) return;
-      if (on_text(text.data(), text.size(), part == ReplyPart::kReasoning, user_data) != 0) {
-        stopped = true;
-        chat.cancel();
-      }
-    });
+    ChatTurnStats st;
+    try {
+      st = chat.reply([&](ReplyPart part, std::string_view text) {
+        if (stopped || !on_text) return;
+        if (on_text(text.data(), text.size(), part == ReplyPart::kReasoning, user_data) != 0) {
+          stopped = true;
+          chat.cancel();
+        }
+      });
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kContextFull) throw;
+      // The chat's message names the REPL's /reset; name the API's way out.
+      std::string msg = e.what();
+      if (const size_t at = msg.find(kContextFullHint); at != std::string::npos)
+        msg.replace(at, kContextFullHint.size(), "cs_session_reset starts over");
+      return set_error(CS_ERR_CONTEXT_FULL, std::string(fn) + ": " + msg);
+    }
     switch (st.stop) {
       case StopReason::kCancelled:
         return set_error(
@@ -210,6 +220,7 @@ cs_status cs_session_eval(cs_session* session, const int32_t* tokens, size_t n_t
     require(n_tokens > 0, fn, "n_tokens is 0");
     session->cancelled.store(false);
     Session& s = session->rt->session();
+    s.clear_cancel();
     const int V = session->model->model->config().vocab_size;
     for (size_t i = 0; i < n_tokens; ++i)
       if (tokens[i] < 0 || tokens[i] >= V)

@@ -64,6 +64,18 @@ ChatSession::ChatSession(Session& session, const Tokenizer& tokenizer, ChatTempl
   for (int id : extra_stop_ids) add(id);
 }
 
+bool ChatSession::run_cancellable(const std::function<void()>& f) {
+  try {
+    f();
+    return true;
+  } catch (const Error& e) {
+    // Stopped between layers (SessionRuntime): the session's context is as before the step.
+    if (e.kind() != ErrorKind::kCancelled) throw;
+    cancelled_.store(true);
+    return false;
+  }
+}
+
 void ChatSession::cancel() {
   cancelled_.store(true);
   session_.cancel();
@@ -118,6 +130,7 @@ ChatTurnStats ChatSession::send(std::string_view user_text, const StreamFn& on_t
 
 ChatTurnStats ChatSession::reply(const StreamFn& on_text) {
   cancelled_.store(false);
+  session_.clear_cancel();
   const std::string prompt_text =
       template_.render(conversation(), /*add_generation_prompt=*/true, options_.thinking);
   std::vector<int32_t> prompt;
@@ -148,7 +161,8 @@ ChatTurnStats ChatSession::reply(const StreamFn& on_text) {
   const auto t0 = Clock::now();
   for (size_t i = common; i < prompt.size() && !cancelled_.load(); i += kPrefillChunk) {
     const size_t n = std::min(kPrefillChunk, prompt.size() - i);
-    session_.eval(std::span<const int32_t>(prompt.data() + i, n));
+    if (!run_cancellable([&] { session_.eval(std::span<const int32_t>(prompt.data() + i, n)); }))
+      break;
   }
   st.prefill_seconds = seconds_since(t0);
 
@@ -173,18 +187,21 @@ ChatTurnStats ChatSession::reply(const StreamFn& on_text) {
   bool stopped_by_token = false;
   Clock::time_point first{};
   const auto t1 = Clock::now();
-  std::vector<int32_t> generated = session_.generate({}, g, [&](int32_t t) {
-    if (st.generated_tokens++ == 0) {
-      first = Clock::now();
-      st.first_token_seconds = st.prefill_seconds + seconds_since(t1);
-    }
-    if (!options_.ignore_stop_tokens &&
-        std::find(stop_ids_.begin(), stop_ids_.end(), t) != stop_ids_.end()) {
-      stopped_by_token = true;
-      return false;
-    }
-    splitter.push(decoder.push(t));
-    return !cancelled_.load();
+  std::vector<int32_t> generated;
+  run_cancellable([&] {
+    generated = session_.generate({}, g, [&](int32_t t) {
+      if (st.generated_tokens++ == 0) {
+        first = Clock::now();
+        st.first_token_seconds = st.prefill_seconds + seconds_since(t1);
+      }
+      if (!options_.ignore_stop_tokens &&
+          std::find(stop_ids_.begin(), stop_ids_.end(), t) != stop_ids_.end()) {
+        stopped_by_token = true;
+        return false;
+      }
+      splitter.push(decoder.push(t));
+      return !cancelled_.load();
+    });
   });
   splitter.push(decoder.flush());
   splitter.finish();

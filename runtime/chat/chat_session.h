@@ -99,6 +99,10 @@ class ChatSession {
   double total_decode_seconds() const { return total_decode_seconds_; }
 
  private:
+  // Runs a step of the session; a cs::Error of kind kCancelled (a cancel seen between layers)
+  // marks the reply cancelled and returns false.
+  bool run_cancellable(const std::function<void()>& f);
+
   Session& session_;
   const Tokenizer& tok_;
   ChatTemplate template_;

@@ -62,6 +62,24 @@ std::string resolve_device(const std::string& device, const DeviceConfig& d) {
 
 }  // namespace
 
+// Checks the session's cancel flag before each MoE layer. Wraps only executors the transformer
+// does not need to own (its own resident executor is what lets it replay decode graphs).
+class CancellableMoe final : public MoeExecutor {
+ public:
+  explicit CancellableMoe(MoeExecutor& inner) : inner_(inner) {}
+  void watch(const std::atomic<bool>* flag) { flag_ = flag; }
+  void forward(int layer, const float* x, int T, const int32_t* ids, const float* weights,
+               float* out) override {
+    if (flag_ && flag_->load(std::memory_order_relaxed))
+      fail(ErrorKind::kCancelled, "cancelled before layer {}", layer);
+    inner_.forward(layer, x, T, ids, weights, out);
+  }
+
+ private:
+  MoeExecutor& inner_;
+  const std::atomic<bool>* flag_ = nullptr;
+};
+
 std::unique_ptr<Backend> make_device_backend(const std::string& device, const LogFn& log,
                                              const std::string& what) {
   if (device == "cpu") return make_cpu_backend();
@@ -178,15 +196,25 @@ SessionRuntime::SessionRuntime(const Model& model, const RuntimeConfig& config, 
     backend_ = device_name_ == "cpu" ? make_cpu_backend(cpu_options(config.offload.cpu))
                                      : make_device_backend(device_name_, log);
     active_ = backend_.get();
-    session_ = std::make_unique<Session>(model, *backend_, so);
-    return;
+    if (!backend_->supports_graphs()) {
+      const ModelConfig& c = model.config();
+      std::vector<bool> moe_layers(size_t(c.n_layers));
+      for (int l = 0; l < c.n_layers; ++l) moe_layers[size_t(l)] = c.is_moe_layer(l);
+      resident_moe_ = std::make_unique<ResidentMoeExecutor>(
+          *backend_, model.experts(), c.hidden_size, c.n_experts_per_tok, moe_layers);
+      cancel_moe_ = std::make_unique<CancellableMoe>(*resident_moe_);
+    }
+    session_ = std::make_unique<Session>(model, *backend_, so, cancel_moe_.get());
+  } else {
+    OffloadOptions oo;
+    oo.log = log;
+    offload_ = std::make_unique<OffloadRuntime>(model, config.offload, device_name_, std::move(oo));
+    active_ = &offload_->backend();
+    cancel_moe_ = std::make_unique<CancellableMoe>(*offload_->executor());
+    session_ = std::make_unique<Session>(model, offload_->backend(), so, cancel_moe_.get());
+    offload_->executor()->prepare();
   }
-  OffloadOptions oo;
-  oo.log = log;
-  offload_ = std::make_unique<OffloadRuntime>(model, config.offload, device_name_, std::move(oo));
-  active_ = &offload_->backend();
-  session_ = std::make_unique<Session>(model, offload_->backend(), so, offload_->executor());
-  offload_->executor()->prepare();
+  if (cancel_moe_) cancel_moe_->watch(&session_->cancel_flag());
 }
 
 SessionRuntime::~SessionRuntime() = default;

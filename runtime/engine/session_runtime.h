@@ -8,6 +8,10 @@
 // when a key other than the device's own (device.backend, device.gpu, device.context,
 // device.max_batch) is set, in the file or by a flag.
 //
+// Session::cancel() stops a forward pass between MoE layers (cs::Error kCancelled; the context
+// stays as before the call) when the offload engine runs or the backend has no graphs to replay;
+// resident on a GPU it takes effect between tokens and prefill chunks.
+//
 // Thread-safety: a SessionRuntime is used by one thread at a time, except cancel() on its
 // Session. A Model may be shared by several SessionRuntimes on several threads: each has its own
 // backend, KV cache and, with offload, its own expert cache and host tier.
@@ -29,6 +33,8 @@
 #include "runtime/model/model.h"
 
 namespace cs {
+
+class CancellableMoe;
 
 using LogFn = std::function<void(const std::string&)>;
 
@@ -117,6 +123,8 @@ class SessionRuntime {
   std::unique_ptr<Backend> backend_;  // resident
   Backend* active_ = nullptr;         // backend_, or the offload runtime's
   std::unique_ptr<OffloadRuntime> offload_;
+  std::unique_ptr<MoeExecutor> resident_moe_;   // the CPU's, so cancel_moe_ can wrap it
+  std::unique_ptr<CancellableMoe> cancel_moe_;  // stops between layers on Session::cancel()
   std::unique_ptr<Session> session_;
 };
 

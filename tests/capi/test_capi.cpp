@@ -490,7 +490,8 @@ TEST_CASE("the context window: full prompt and full reply") {
   cs_status st = CS_OK;
   reply(l.session, longer.c_str(), 8, &st);
   CHECK(st == CS_ERR_CONTEXT_FULL);
-  CHECK(last_error().find("48") != std::string::npos);
+  CHECK(last_error().find("context window of 48 tokens; cs_session_reset starts over") !=
+        std::string::npos);
   REQUIRE(cs_session_reset(l.session) == CS_OK);
   // A short prompt whose reply runs into the end of the window.
   REQUIRE(cs_session_add_message(l.session, "user", "Hi") == CS_OK);

@@ -182,9 +182,9 @@ CS_API cs_status cs_session_generate(cs_session* session, const cs_sampling_para
                                      cs_text_fn on_text, void* user_data);
 /* Forgets the conversation and the context (the system prompt stays). */
 CS_API cs_status cs_session_reset(cs_session* session);
-/* Asks the cs_session_generate or cs_session_eval running now to stop soon (after the token, or
- * the prefill chunk of at most 128 tokens, in progress). Any thread; a no-op with no call
- * running, or for NULL. */
+/* Asks the cs_session_generate or cs_session_eval running now to stop soon: before the next MoE
+ * layer with the offload engine or on the CPU, else after the token or the prefill chunk (at most
+ * 128 tokens) in progress. Any thread; a no-op with no call running, or for NULL. */
 CS_API void cs_session_cancel(cs_session* session);
 
 /* Token level: append tokens to the context and run them. CS_ERR_CONTEXT_FULL when they do not

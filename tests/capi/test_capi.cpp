@@ -645,3 +645,44 @@ TEST_CASE("the offload engine on the CPU: same replies, offload statistics") {
   // Experts come from host RAM to the (simulated) GPU: bytes move unless everything hit.
   CHECK((s.bytes_from_ram > 0 || s.expert_hit_rate == 1.0));
 }
+
+TEST_CASE("a Hugging Face directory without a tokenizer: token level only") {
+  cs_model_params p = cs_model_default_params();
+  p.device = "cpu";
+  p.offload = 1;  // the offload engine without any other setting
+  cs_model* m = nullptr;
+  REQUIRE_MESSAGE(cs_model_load(CS_FIXTURES "/qwen3moe", &p, &m) == CS_OK, cs_last_error());
+  cs_model_info info{};
+  info.size = sizeof info;
+  REQUIRE(cs_model_get_info(m, &info) == CS_OK);
+  CHECK(info.has_tokenizer == 0);
+  size_t n = 0;
+  CHECK(cs_model_tokenize(m, "hi", 1, nullptr, 0, &n) == CS_ERR_UNSUPPORTED);
+  cs_session* s = nullptr;
+  REQUIRE_MESSAGE(cs_session_new(m, nullptr, &s) == CS_OK, cs_last_error());
+  CHECK(cs_session_add_message(s, "user", "hi") == CS_ERR_UNSUPPORTED);
+  CHECK(last_error().find("no tokenizer") != std::string::npos);
+  CHECK(cs_session_generate(s, nullptr, nullptr, nullptr) == CS_ERR_UNSUPPORTED);
+  size_t len = 0;
+  CHECK(cs_session_render(s, nullptr, 0, &len) == CS_ERR_UNSUPPORTED);
+  const int32_t ids[] = {1, 5, 9, 200};
+  REQUIRE_MESSAGE(cs_session_eval(s, ids, 4) == CS_OK, cs_last_error());
+  int32_t t = -1;
+  const cs_sampling_params g = greedy(1);
+  REQUIRE(cs_session_sample(s, &g, &t) == CS_OK);
+  CHECK(t >= 0);
+  CHECK(t < info.n_vocab);
+  cs_stats st{};
+  st.size = sizeof st;
+  REQUIRE(cs_session_get_stats(s, &st) == CS_OK);
+  CHECK(st.offload_active == 1);  // params.offload = 1
+  CHECK(st.expert_uses > 0);
+  CHECK(st.generated_tokens == 0);  // token level: no reply statistics
+  CHECK(st.context_used == 4);
+  // cs_session_cancel on a session without chat stops its eval too.
+  cs_session_cancel(s);
+  REQUIRE(cs_session_reset(s) == CS_OK);
+  REQUIRE(cs_session_eval(s, ids, 4) == CS_OK);  // a cancel with nothing running is dropped
+  cs_session_free(s);
+  cs_model_free(m);
+}

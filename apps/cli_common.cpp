@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "common/error.h"
-#include "kernels/cuda_backend.h"
+#include "runtime/engine/session_runtime.h"
 
 namespace cs::cli {
 
@@ -36,24 +36,7 @@ void add_device_option(CLI::App* cmd, std::string& device) {
 }
 
 std::unique_ptr<Backend> make_backend(const std::string& device) {
-  if (device == "cpu") return make_cpu_backend();
-  if (device == "auto") {
-    std::string why;
-    if (cuda_device_count(&why) > 0) return make_cuda_backend(0);
-    fmt::print(stderr, "coldstream: no usable GPU ({}); running on the CPU\n", why);
-    return make_cpu_backend();
-  }
-  if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
-    int index = 0;
-    if (device.size() > 5) {
-      auto [p, ec] = std::from_chars(device.data() + 5, device.data() + device.size(), index);
-      if (ec != std::errc() || p != device.data() + device.size() || index < 0)
-        fail(ErrorKind::kInvalidArgument, "--device: '{}' is not cuda:N with N a GPU index",
-             device);
-    }
-    return make_cuda_backend(index);
-  }
-  fail(ErrorKind::kInvalidArgument, "--device: '{}' is not cpu, cuda, cuda:N or auto", device);
+  return make_device_backend(device);
 }
 
 }  // namespace cs::cli

@@ -15,6 +15,7 @@
 #include "apps/cli_common.h"
 #include "apps/cmd_chat.h"
 #include "common/error.h"
+#include "common/units.h"
 #include "runtime/chat/chat_session.h"
 #include "runtime/engine/session.h"
 #include "runtime/tokenizer/tokenizer.h"
@@ -50,7 +51,7 @@ const char* kHelp =
     "  /reset            forget the conversation (keeps the system prompt)\n"
     "  /system TEXT      set the system prompt (/system alone clears it)\n"
     "  /think on|off     let the model reason before answering (Qwen3)\n"
-    "  /stats            speed, time to first token, context used\n"
+    "  /stats            speed, time to first token, context used, offload counters\n"
     "  /save FILE        write the conversation as JSON\n"
     "  /load FILE        read a conversation written by /save (or a messages list)\n"
     "  /quit             leave (also Ctrl-D, or Ctrl-C at an empty prompt)\n"
@@ -59,8 +60,9 @@ const char* kHelp =
 
 class Repl {
  public:
-  Repl(const ChatArgs& a, Model& model, ChatSession& chat, bool interactive, Style style)
-      : a_(a), model_(model), chat_(chat), interactive_(interactive), style_(style) {}
+  Repl(const ChatArgs& a, Model& model, ChatSession& chat, SessionRuntime& rt, bool interactive,
+       Style style)
+      : a_(a), model_(model), chat_(chat), rt_(rt), interactive_(interactive), style_(style) {}
 
   int run() {
     std::string history;
@@ -239,20 +241,39 @@ class Repl {
         "session: {} tokens generated, {:.2f} tok/s overall\n", chat_.total_generated(),
         chat_.total_decode_seconds() > 0 ? chat_.total_generated() / chat_.total_decode_seconds()
                                          : 0.0);
-    t += "offload: no statistics yet (all experts resident)\n";
+    const RuntimeMemory m = rt_.memory();
+    t += fmt::format("memory: {} on the {} backend", format_bytes(double(m.device_bytes)),
+                     rt_.backend().name());
+    if (m.host_expert_bytes > 0)
+      t += fmt::format(", {} of host RAM for experts", format_bytes(double(m.host_expert_bytes)));
+    t += "\n";
+    if (const OffloadTelemetry* o = rt_.telemetry()) {
+      // The offload engine's counters since the session began: hits, bytes per tier, stall,
+      // predictor precision and recall.
+      std::string lines = o->summary();
+      for (size_t pos = 0; pos < lines.size();) {
+        const size_t nl = lines.find('\n', pos);
+        const size_t end = nl == std::string::npos ? lines.size() : nl;
+        t += "offload " + lines.substr(pos, end - pos) + "\n";
+        pos = end + 1;
+      }
+    } else {
+      t += "offload: off (every expert resident; --config or the offload flags turn it on)\n";
+    }
     fmt::print("{}{}{}", style_.dim(), t, style_.reset());
   }
 
   const ChatArgs& a_;
   Model& model_;
   ChatSession& chat_;
+  SessionRuntime& rt_;
   bool interactive_;
   Style style_;
 };
 
 }  // namespace
 
-int run_chat_repl(const ChatArgs& a, Model& model, ChatSession& chat) {
+int run_chat_repl(const ChatArgs& a, Model& model, ChatSession& chat, SessionRuntime& rt) {
   const bool interactive = isatty(STDIN_FILENO);
   Style style;
   const char* no_color = std::getenv("NO_COLOR");
@@ -266,13 +287,13 @@ int run_chat_repl(const ChatArgs& a, Model& model, ChatSession& chat) {
   sa.sa_flags = 0;  // no SA_RESTART: a read at the prompt returns at once
   sigaction(SIGINT, &sa, nullptr);
   if (interactive) {
-    fmt::print("{}{}{}\n", style.bold(), banner(a, model, chat), style.reset());
+    fmt::print("{}{}{}\n", style.bold(), banner(a, model, chat, rt), style.reset());
     fmt::print(
         "{}/help lists commands. Ctrl-C stops a reply; Ctrl-C or Ctrl-D at an empty "
         "prompt quits.{}\n\n",
         style.dim(), style.reset());
   }
-  Repl repl(a, model, chat, interactive, style);
+  Repl repl(a, model, chat, rt, interactive, style);
   return repl.run();
 }
 

@@ -27,12 +27,13 @@ bool flag_set(const ChatArgs& a, const char* name) {
 // [chat] and [sampling] of a TOML config; command-line flags win. Unknown keys in these tables
 // are errors; other tables belong to other parts of coldstream (offload, devices).
 void apply_config(ChatArgs& a) {
-  if (a.config.empty()) return;
+  const std::string& file = a.offload->config_file;
+  if (file.empty()) return;
   toml::table t;
   try {
-    t = toml::parse_file(a.config);
+    t = toml::parse_file(file);
   } catch (const toml::parse_error& e) {
-    fail(ErrorKind::kBadFile, "{}: {} (line {})", a.config, e.description(), e.source().begin.line);
+    fail(ErrorKind::kBadFile, "{}: {} (line {})", file, e.description(), e.source().begin.line);
   }
   auto check_keys = [&](const char* table, std::initializer_list<const char*> keys) {
     const toml::table* tab = t[table].as_table();
@@ -41,7 +42,7 @@ void apply_config(ChatArgs& a) {
       bool known = false;
       for (const char* kk : keys) known |= k.str() == kk;
       if (!known)
-        fail(ErrorKind::kBadFile, "{}: unknown key '{}.{}' (expected one of: {})", a.config, table,
+        fail(ErrorKind::kBadFile, "{}: unknown key '{}.{}' (expected one of: {})", file, table,
              k.str(), fmt::join(keys, ", "));
     }
   };
@@ -61,7 +62,7 @@ void apply_config(ChatArgs& a) {
       v = n->value<double>() ? std::optional<T>(T(*n->value<double>())) : std::nullopt;
     else
       v = n->value<int64_t>() ? std::optional<T>(T(*n->value<int64_t>())) : std::nullopt;
-    if (!v) fail(ErrorKind::kBadFile, "{}: '{}.{}' has the wrong type", a.config, table, key);
+    if (!v) fail(ErrorKind::kBadFile, "{}: '{}.{}' has the wrong type", file, table, key);
     *dst = *v;
   };
   get("chat", "model", "--model", &a.model);
@@ -103,10 +104,8 @@ int run_chat(ChatArgs a, const std::string& argv0) {
     fail(ErrorKind::kBadFile,
          "{}: the tokenizer has {} tokens but the model's vocabulary (vocab_size) is {}", a.model,
          tok->vocab_size(), model->config().vocab_size);
-  auto backend = make_backend();
-  SessionOptions so;
-  so.transformer.n_ctx = a.ctx;
-  Session session(*model, *backend, so);
+  // --ctx (device.context) wins over [chat] context, which wins over [device] context.
+  SessionRuntime rt(*model, a.offload->runtime(a.device), flag_set(a, "--ctx") ? 0 : a.ctx);
   ChatOptions co;
   co.system_prompt = a.system;
   co.thinking = !a.no_think;
@@ -120,9 +119,10 @@ int run_chat(ChatArgs a, const std::string& argv0) {
   co.sampling.repetition_penalty = a.repetition_penalty;
   co.sampling.seed = a.seed;
   // The template from the tokenizer already loaded with the model (no second load).
-  ChatSession chat(session, *tok, choose_chat_template(tok->info(), model->config().model_type), co,
+  ChatSession chat(rt.session(), *tok,
+                   choose_chat_template(tok->info(), model->config().model_type), co,
                    model->config().eos_token_ids);
-  return run_chat_repl(a, *model, chat);
+  return run_chat_repl(a, *model, chat, rt);
 }
 
 }  // namespace
@@ -149,7 +149,8 @@ std::string find_default_model(const std::string& argv0) {
        fmt::join(tried, ", "));
 }
 
-std::string banner(const ChatArgs& a, const Model& model, const ChatSession& chat) {
+std::string banner(const ChatArgs& a, const Model& model, const ChatSession& chat,
+                   const SessionRuntime& rt) {
   const ModelConfig& c = model.config();
   const std::string& description = model.description();
   double params = double(c.vocab_size) * c.hidden_size * (c.tie_word_embeddings ? 1 : 2);
@@ -169,6 +170,8 @@ std::string banner(const ChatArgs& a, const Model& model, const ChatSession& cha
                    chat.chat_template().supports_thinking()
                        ? (chat.options().thinking ? ", thinking on" : ", thinking off")
                        : "");
+  s += "\n" + rt.describe();
+  while (!s.empty() && s.back() == '\n') s.pop_back();
   return s;
 }
 
@@ -181,14 +184,11 @@ void register_chat(CLI::App& app) {
   cmd->add_option(
       "--model,-m", a->model,
       fmt::format("Model directory (default: models/{} of this installation)", kDefaultModel));
-  cmd->add_option("--config,-c", a->config, "TOML file with [chat] and [sampling] settings");
   cmd->add_option("--system", a->system, "System prompt");
   cmd->add_flag("--no-think", a->no_think, "Qwen3: answer without reasoning");
   cmd->add_option("--max-tokens,-n", a->max_tokens, "Most tokens per reply")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--ctx", a->ctx, "Context window in tokens (0: the model's, at most 4096)")
-      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--temperature", a->temperature, "Sampling temperature (0: greedy)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
@@ -212,6 +212,9 @@ void register_chat(CLI::App& app) {
   cmd->add_flag("--no-history", a->no_history, "Do not read or write ~/.coldstream_history");
   cmd->add_flag("--ignore-eos", a->ignore_eos,
                 "Keep generating past stop tokens until --max-tokens (benchmarks, tests)");
+  add_device_option(cmd, a->device);
+  // --config (-c), --ctx and the offload flags: one file and one set of names for every command.
+  add_offload_flags(cmd, a->offload);
   cmd->callback([a, argv0, cmd] {
     for (const char* f :
          {"--model", "--system", "--no-think", "--max-tokens", "--ctx", "--temperature", "--top-k",

@@ -22,28 +22,16 @@ struct GenerateArgs {
   std::shared_ptr<OffloadFlags> offload = std::make_shared<OffloadFlags>();
 };
 
-// The session's backend and expert executor: resident, or the offload engine when any offload
-// flag or --config was given.
+// The session's backend and expert executor: resident, or the offload engine when the offload
+// flags or --config ask for it; the offload counters go to stderr at the end.
 struct Runner {
-  std::unique_ptr<Backend> backend;
-  std::unique_ptr<OffloadRuntime> offload;
-  std::unique_ptr<Session> session;
-  Runner(const Model& model, const std::string& device, const OffloadFlags& flags) {
-    if (!flags.any()) {
-      backend = make_backend(device);
-      session = std::make_unique<Session>(model, *backend);
-      return;
-    }
-    const OffloadConfig c = flags.resolve();
-    offload = std::make_unique<OffloadRuntime>(model, c, device);
-    SessionOptions so;
-    so.transformer.n_ctx = c.device.context;
-    so.transformer.max_batch = c.device.max_batch;
-    session = std::make_unique<Session>(model, offload->backend(), so, offload->executor());
-    offload->executor()->prepare();
-  }
+  std::unique_ptr<SessionRuntime> rt;
+  Session* session = nullptr;
+  Runner(const Model& model, const std::string& device, const OffloadFlags& flags)
+      : rt(std::make_unique<SessionRuntime>(model, flags.runtime(device))),
+        session(&rt->session()) {}
   ~Runner() {
-    if (offload) fmt::print(stderr, "{}", offload->executor()->telemetry().summary());
+    if (const OffloadTelemetry* t = rt->telemetry()) fmt::print(stderr, "{}", t->summary());
   }
 };
 

@@ -2,22 +2,25 @@
 
 #include <fmt/format.h>
 
-#include "apps/cli_common.h"
 #include "common/error.h"
-#include "kernels/cuda_backend.h"
-#include "offload/cuda_support.h"
 
 namespace cs::cli {
 
 OffloadConfig OffloadFlags::resolve() const {
-  OffloadConfig c;
-  if (!config_file.empty()) load_offload_config(config_file, c);
-  for (const Set& s : sets) set_offload_key(c, s.key, s.value, s.flag);
+  return runtime().offload;
+}
+
+RuntimeConfig OffloadFlags::runtime(const std::string& device) const {
+  RuntimeConfig c;
+  c.device = device;
+  if (!config_file.empty()) c.load_file(config_file);
+  for (const Set& s : sets) c.set(s.key, s.value, s.flag);
   return c;
 }
 
 void add_offload_flags(CLI::App* cmd, std::shared_ptr<OffloadFlags> f) {
-  cmd->add_option("--config", f->config_file, "Offload configuration (TOML; see docs/CONFIG.md)")
+  cmd->add_option("--config,-c", f->config_file,
+                  "Configuration (TOML: docs/CONFIG.md; [chat] and [sampling] are the chat's)")
       ->check(CLI::ExistingFile);
   // Each flag sets one configuration key; later flags win over earlier ones and over the file.
   struct Flag {
@@ -65,52 +68,6 @@ void add_offload_flags(CLI::App* cmd, std::shared_ptr<OffloadFlags> f) {
         }
       },
       "Set any configuration key, e.g. --set cache.decay=0.95");
-}
-
-namespace {
-
-std::vector<int> parse_cores(const std::string& list) {
-  std::vector<int> out;
-  size_t pos = 0;
-  while (pos < list.size()) {
-    size_t end = list.find(',', pos);
-    if (end == std::string::npos) end = list.size();
-    const std::string item = list.substr(pos, end - pos);
-    const size_t dash = item.find('-');
-    const int a = std::stoi(item.substr(0, dash));
-    const int b = dash == std::string::npos ? a : std::stoi(item.substr(dash + 1));
-    for (int c = a; c <= b; ++c) out.push_back(c);
-    pos = end + 1;
-  }
-  return out;
-}
-
-}  // namespace
-
-OffloadRuntime::OffloadRuntime(const Model& model, const OffloadConfig& config,
-                               const std::string& device, OffloadOptions options)
-    : config_(config) {
-  std::string d = device;
-  if (d == "auto" && config.device.backend == "cpu") d = "cpu";
-  if (d == "auto" && config.device.backend == "cuda") d = fmt::format("cuda:{}", config.device.gpu);
-  if (d == "auto") d = cuda_device_count() > 0 ? fmt::format("cuda:{}", config.device.gpu) : "cpu";
-  if (d.rfind("cuda", 0) == 0) {
-    CudaBackendOptions o;
-    o.device = d.size() > 5 ? std::stoi(d.substr(5)) : 0;
-    o.vram_budget = config.device.vram_budget;
-    config_.device.gpu = o.device;
-    device_ = make_cuda_backend(o);
-  } else {
-    device_ = make_backend(d);
-    budgeted_ = std::make_unique<BudgetedBackend>(*device_, config.device.vram_budget);
-  }
-  CpuBackendOptions co;
-  co.threads = config.cpu.threads;
-  if (!config.cpu.cores.empty()) co.cores = parse_cores(config.cpu.cores);
-  cpu_ = make_cpu_backend(co);
-  options.config = config_;
-  if (!options.cpu_backend) options.cpu_backend = cpu_.get();
-  executor_ = std::make_unique<OffloadMoeExecutor>(backend(), model, std::move(options));
 }
 
 }  // namespace cs::cli

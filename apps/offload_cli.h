@@ -1,6 +1,6 @@
 // The offload engine from the command line: configuration flags shared by every subcommand that
-// runs a model (--config, --vram-budget, ...), and the runtime they build (backend, budget,
-// offload executor).
+// runs a model (--config, --vram-budget, ...). The runtime they build (backend, budget, offload
+// executor) is runtime/engine/session_runtime.h.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -9,11 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/backend.h"
-#include "offload/budgeted_backend.h"
 #include "offload/offload_config.h"
-#include "runtime/engine/offload_moe_executor.h"
-#include "runtime/model/model.h"
+#include "runtime/engine/session_runtime.h"
 
 namespace cs::cli {
 
@@ -25,33 +22,17 @@ struct OffloadFlags {
   };
   std::vector<Set> sets;  // from flags, in order
   bool any() const { return !config_file.empty() || !sets.empty(); }
-  // Defaults, then the file, then the flags (in the order given).
+  // Defaults, then the file (its [chat] and [sampling] tables skipped), then the flags (in the
+  // order given).
   OffloadConfig resolve() const;
+  // The same as a session's runtime configuration: the offload engine is on when the file or a
+  // flag sets a key beyond the device's own (runtime/engine/session_runtime.h).
+  RuntimeConfig runtime(const std::string& device = "auto") const;
 };
 
-// Adds --config, --vram-budget, --host-budget, --policy, --allocation, --predictor, --horizon,
+// Adds --config (-c), --vram-budget, --backend, --ctx, --host-budget, --policy, --allocation,
+// --predictor, --horizon,
 // --threshold, --io-depth, --direct-io, --cpu-threads, --hot-set, --copy-rate and --set KEY=VALUE.
 void add_offload_flags(CLI::App* cmd, std::shared_ptr<OffloadFlags> flags);
-
-// The backend, wrapped in the VRAM budget, and the offload executor. Use: make it, build the
-// Session on backend() with executor(), then call executor()->prepare().
-class OffloadRuntime {
- public:
-  // `device`: a --device value; "auto" defers to config.device.backend and config.device.gpu.
-  // The CUDA backend enforces device.vram_budget itself; other backends are wrapped in a
-  // BudgetedBackend that does.
-  OffloadRuntime(const Model& model, const OffloadConfig& config,
-                 const std::string& device = "auto", OffloadOptions options = {});
-  Backend& backend() { return budgeted_ ? *budgeted_ : *device_; }
-  OffloadMoeExecutor* executor() { return executor_.get(); }
-  const OffloadConfig& config() const { return config_; }
-
- private:
-  OffloadConfig config_;
-  std::unique_ptr<Backend> device_;
-  std::unique_ptr<BudgetedBackend> budgeted_;
-  std::unique_ptr<Backend> cpu_;  // computes the experts a plan sends to the CPU
-  std::unique_ptr<OffloadMoeExecutor> executor_;
-};
 
 }  // namespace cs::cli

@@ -23,6 +23,7 @@ enum class ErrorKind {
   kOutOfMemory,      // a budget too small, an allocation that failed
   kCancelled,        // the caller asked to stop
   kDevice,           // a CUDA error
+  kContextFull,      // the conversation no longer fits the context window
   kInternal,
 };
 

@@ -64,6 +64,18 @@ ChatSession::ChatSession(Session& session, const Tokenizer& tokenizer, ChatTempl
   for (int id : extra_stop_ids) add(id);
 }
 
+bool ChatSession::run_cancellable(const std::function<void()>& f) {
+  try {
+    f();
+    return true;
+  } catch (const Error& e) {
+    // Stopped between layers (SessionRuntime): the session's context is as before the step.
+    if (e.kind() != ErrorKind::kCancelled) throw;
+    cancelled_.store(true);
+    return false;
+  }
+}
+
 void ChatSession::cancel() {
   cancelled_.store(true);
   session_.cancel();
@@ -96,17 +108,31 @@ int ChatSession::context_size() const {
   return session_.n_ctx();
 }
 
+void ChatSession::add_message(std::string_view role, std::string_view content) {
+  if (role == "system")
+    options_.system_prompt = std::string(content);
+  else if (role == "user" || role == "assistant")
+    messages_.push_back({std::string(role), std::string(content), "", false});
+  else
+    fail(ErrorKind::kInvalidArgument, "role '{}' is not system, user or assistant", role);
+}
+
 ChatTurnStats ChatSession::send(std::string_view user_text, const StreamFn& on_text) {
-  cancelled_.store(false);
   messages_.push_back({"user", std::string(user_text), "", false});
-  std::string prompt_text;
   try {
-    prompt_text =
-        template_.render(conversation(), /*add_generation_prompt=*/true, options_.thinking);
+    return reply(on_text);
   } catch (...) {
-    messages_.pop_back();  // a conversation the template refuses keeps its previous state
+    // A conversation the template refuses, or one that no longer fits, keeps its previous state.
+    messages_.pop_back();
     throw;
   }
+}
+
+ChatTurnStats ChatSession::reply(const StreamFn& on_text) {
+  cancelled_.store(false);
+  session_.clear_cancel();
+  const std::string prompt_text =
+      template_.render(conversation(), /*add_generation_prompt=*/true, options_.thinking);
   std::vector<int32_t> prompt;
   if (tok_.info().add_bos && tok_.bos_id() >= 0 && !prompt_text.starts_with(tok_.info().bos_token))
     prompt.push_back(tok_.bos_id());
@@ -114,8 +140,7 @@ ChatTurnStats ChatSession::send(std::string_view user_text, const StreamFn& on_t
   prompt.insert(prompt.end(), enc.begin(), enc.end());
   const int n_ctx = session_.n_ctx();
   if (int(prompt.size()) + 1 > n_ctx) {
-    messages_.pop_back();
-    fail(ErrorKind::kOutOfMemory,
+    fail(ErrorKind::kContextFull,
          "the conversation ({} tokens with this message) no longer fits the context window of {} "
          "tokens; {}",
          prompt.size(), n_ctx, kContextFullHint);
@@ -136,7 +161,8 @@ ChatTurnStats ChatSession::send(std::string_view user_text, const StreamFn& on_t
   const auto t0 = Clock::now();
   for (size_t i = common; i < prompt.size() && !cancelled_.load(); i += kPrefillChunk) {
     const size_t n = std::min(kPrefillChunk, prompt.size() - i);
-    session_.eval(std::span<const int32_t>(prompt.data() + i, n));
+    if (!run_cancellable([&] { session_.eval(std::span<const int32_t>(prompt.data() + i, n)); }))
+      break;
   }
   st.prefill_seconds = seconds_since(t0);
 
@@ -161,18 +187,21 @@ ChatTurnStats ChatSession::send(std::string_view user_text, const StreamFn& on_t
   bool stopped_by_token = false;
   Clock::time_point first{};
   const auto t1 = Clock::now();
-  std::vector<int32_t> generated = session_.generate({}, g, [&](int32_t t) {
-    if (st.generated_tokens++ == 0) {
-      first = Clock::now();
-      st.first_token_seconds = st.prefill_seconds + seconds_since(t1);
-    }
-    if (!options_.ignore_stop_tokens &&
-        std::find(stop_ids_.begin(), stop_ids_.end(), t) != stop_ids_.end()) {
-      stopped_by_token = true;
-      return false;
-    }
-    splitter.push(decoder.push(t));
-    return !cancelled_.load();
+  std::vector<int32_t> generated;
+  run_cancellable([&] {
+    generated = session_.generate({}, g, [&](int32_t t) {
+      if (st.generated_tokens++ == 0) {
+        first = Clock::now();
+        st.first_token_seconds = st.prefill_seconds + seconds_since(t1);
+      }
+      if (!options_.ignore_stop_tokens &&
+          std::find(stop_ids_.begin(), stop_ids_.end(), t) != stop_ids_.end()) {
+        stopped_by_token = true;
+        return false;
+      }
+      splitter.push(decoder.push(t));
+      return !cancelled_.load();
+    });
   });
   splitter.push(decoder.flush());
   splitter.finish();

@@ -48,7 +48,7 @@ struct ChatTurnStats {
   double decode_tokens_per_second() const;  // tokens after the first / time after the first
 };
 
-// Thrown (as cs::Error kind kOutOfMemory) when the conversation no longer fits the context.
+// Thrown (as cs::Error kind kContextFull) when the conversation no longer fits the context.
 inline constexpr std::string_view kContextFullHint = "use /reset to start a new conversation";
 
 class ChatSession {
@@ -62,9 +62,15 @@ class ChatSession {
 
   // Adds a user message and generates the reply, calling on_text as text becomes printable.
   // The reply (answer and reasoning) is added to the history, also when cancelled. Throws
-  // cs::Error (kOutOfMemory) when the conversation does not fit the context window: the user
+  // cs::Error (kContextFull) when the conversation does not fit the context window: the user
   // message is then not kept.
   ChatTurnStats send(std::string_view user_text, const StreamFn& on_text);
+  // Generates the assistant's reply to the conversation as it stands (the C API adds messages
+  // itself). Throws cs::Error (kContextFull) when the prompt does not fit; nothing is added then.
+  ChatTurnStats reply(const StreamFn& on_text);
+  // Appends a message: "user" or "assistant"; "system" sets the system prompt. Throws cs::Error
+  // (kInvalidArgument) for another role.
+  void add_message(std::string_view role, std::string_view content);
   // Stops the reply in progress (safe from a signal handler).
   void cancel();
 
@@ -93,6 +99,10 @@ class ChatSession {
   double total_decode_seconds() const { return total_decode_seconds_; }
 
  private:
+  // Runs a step of the session; a cs::Error of kind kCancelled (a cancel seen between layers)
+  // marks the reply cancelled and returns false.
+  bool run_cancellable(const std::function<void()>& f);
+
   Session& session_;
   const Tokenizer& tok_;
   ChatTemplate template_;

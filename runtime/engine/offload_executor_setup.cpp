@@ -370,6 +370,10 @@ void OffloadMoeExecutor::check_pinning() {
       have_pinned ? fmt::format(" against {:.1f} GB/s pinned", pinned / 1e9) : std::string()));
 }
 
+uint64_t OffloadMoeExecutor::host_bytes() const {
+  return host_->bytes();
+}
+
 std::string OffloadMoeExecutor::describe() const {
   std::string s =
       fmt::format("experts: {} blobs of {}, host tier {} ({} slots, {}), predictor {}, policy {}\n",

@@ -105,6 +105,7 @@ class OffloadMoeExecutor final : public MoeExecutor {
   std::string describe() const;  // slots, host tier, reader notes, calibration
   // Hybrid mode: the scheduler (its cost model and channel scales); null in other modes.
   const HybridChooser* hybrid() const { return hybrid_.get(); }
+  uint64_t host_bytes() const;  // the host tier's arena (expert blobs in RAM)
 
  private:
   void build_lookahead();

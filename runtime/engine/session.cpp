@@ -58,7 +58,7 @@ std::vector<int32_t> Session::generate(std::span<const int32_t> prompt,
       break;  // the last token is not evaluated: it enters the context with the next eval
     }
     if (n_past() + 1 > n_ctx())
-      fail(ErrorKind::kInvalidArgument, "the context of {} tokens is full", n_ctx());
+      fail(ErrorKind::kContextFull, "the context of {} tokens is full", n_ctx());
     const int32_t one[1] = {t};
     if (on_device) {
       t = transformer_.forward_sample(one, n_past(), sa, sampler.next_uniform());

@@ -50,11 +50,17 @@ class Session {
   // Drops the context after the first n tokens (the KV cache rows beyond are simply overwritten).
   void truncate(int n);
   void cancel() { cancelled_.store(true); }
+  // The flag cancel() sets: generate() clears it when it starts, callers that evaluate in steps
+  // clear it before their first; a MoeExecutor may watch it to stop between layers.
+  void clear_cancel() { cancelled_.store(false); }
+  const std::atomic<bool>& cancel_flag() const { return cancelled_; }
   int n_past() const { return int(tokens_.size()); }
   int n_ctx() const { return transformer_.n_ctx(); }
   const std::vector<int32_t>& tokens() const { return tokens_; }
   std::span<const float> last_logits() const { return logits_; }
   Transformer& transformer() { return transformer_; }
+  // Bytes the session placed on its backend (weights, KV cache, scratch).
+  size_t device_bytes() const { return transformer_.device_bytes(); }
 
  private:
   const Model& model_;

@@ -153,7 +153,7 @@ void Transformer::check_tokens(std::span<const int32_t> ids, int pos0) const {
            "token id {} at position {} is outside the vocabulary (0 .. {})", ids[i], pos0 + i,
            c.vocab_size - 1);
   if (pos0 < 0 || int64_t(pos0) + n > n_ctx_)
-    fail(ErrorKind::kInvalidArgument,
+    fail(ErrorKind::kContextFull,
          "sequence of {} tokens (positions {} .. {}) is longer than the context of {} tokens",
          pos0 + n, pos0, pos0 + n - 1, n_ctx_);
 }

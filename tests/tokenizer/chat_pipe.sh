@@ -62,6 +62,28 @@ printf '[sampling]\ntemprature = 1\n' >"$tmp/bad.toml"
 "$cs" chat -m "$tmp/m" -c "$tmp/bad.toml" </dev/null >/dev/null 2>"$tmp/err4"
 check "an unknown config key is named" grep -q "unknown key 'sampling.temprature'" "$tmp/err4"
 
+# The offload engine on the host-only backend: one --config file feeds the chat and the engine,
+# and /stats shows the engine's counters next to speed, time to first token and context.
+check "/stats says when the offload engine is off" grep -q '^offload: off' "$tmp/out"
+printf '[chat]\nmax_tokens = 8\n[device]\nbackend = "cpu"\nvram_budget = "8MiB"\n[cache]\npolicy = "lru"\n[predictor]\nkind = "lookahead"\n' >"$tmp/off.toml"
+printf 'Hello there\nAnd more\n/stats\n' | "$cs" chat -m "$tmp/m" -c "$tmp/off.toml" --seed 1 >"$tmp/out8" 2>"$tmp/err8"
+check "chat with an offload config exits 0" test $? -eq 0
+check "/stats: tok/s and time to first token" grep -qE 'tok/s, time to first token [0-9.]+ s' "$tmp/out8"
+check "/stats: context used" grep -q 'context: .* of 256 tokens used' "$tmp/out8"
+check "/stats: expert hit rate" grep -qE '^offload experts: [1-9][0-9]* uses, hit rate [0-9.]+%' "$tmp/out8"
+check "/stats: bytes per tier and stall" grep -qE '^offload bytes per token: .* host->GPU, .* NVMe->host; stall' "$tmp/out8"
+check "/stats: predictor precision and recall" grep -qE '^offload predictor: precision [0-9.]+%, recall [0-9.]+%' "$tmp/out8"
+check "/stats: host RAM held for experts" grep -qE '^memory: .* of host RAM for experts' "$tmp/out8"
+check "[chat] max_tokens from the same file" grep -q 'last reply: 8 tokens' "$tmp/out8"
+# The same through flags, --ctx beside them.
+printf 'Hi\n/stats\n' | "$cs" chat -m "$tmp/m" --backend cpu --vram-budget 8MiB --policy lfu --ctx 128 \
+  --max-tokens 4 >"$tmp/out9" 2>"$tmp/err9"
+check "offload flags on chat" grep -qE '^offload experts: [1-9]' "$tmp/out9"
+check "--ctx with the offload flags" grep -q 'context: .* of 128 tokens used' "$tmp/out9"
+printf '[chat]\nmax_tokens = 8\n[cache]\npolcy = "lru"\n' >"$tmp/bad2.toml"
+"$cs" chat -m "$tmp/m" -c "$tmp/bad2.toml" </dev/null >/dev/null 2>"$tmp/err10"
+check "an unknown offload key is named with its line" grep -q "bad2.toml:4:1: unknown key 'cache.polcy'" "$tmp/err10"
+
 # No --model: the default model, or a clear error naming where it was looked for.
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 if ls "$repo"/models/coldstream-demo* >/dev/null 2>&1; then

@@ -108,7 +108,7 @@ TEST_CASE("chat: a full context window is reported with the way out, and /reset 
     } catch (const Error& e) {
       full = true;
       message = e.what();
-      CHECK(e.kind() == ErrorKind::kOutOfMemory);
+      CHECK(e.kind() == ErrorKind::kContextFull);
     }
   }
   REQUIRE(full);

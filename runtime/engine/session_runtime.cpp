@@ -1,0 +1,239 @@
+#include "runtime/engine/session_runtime.h"
+
+#include <fmt/format.h>
+
+#include <toml++/toml.h>
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "common/error.h"
+#include "kernels/cuda_backend.h"
+
+namespace cs {
+namespace {
+
+bool is_chat_table(std::string_view name) {
+  return std::find(std::begin(kChatTables), std::end(kChatTables), name) != std::end(kChatTables);
+}
+
+// The last line a node (a value, or a table with everything in it) spans.
+uint32_t last_line(const toml::node& n) {
+  uint32_t line = n.source().end.line;
+  if (const toml::table* t = n.as_table())
+    for (auto&& [k, v] : *t) line = std::max({line, k.source().end.line, last_line(v)});
+  if (const toml::array* a = n.as_array())
+    for (const toml::node& v : *a) line = std::max(line, last_line(v));
+  return line;
+}
+
+std::vector<int> parse_cores(const std::string& list) {
+  std::vector<int> out;
+  size_t pos = 0;
+  while (pos < list.size()) {
+    size_t end = list.find(',', pos);
+    if (end == std::string::npos) end = list.size();
+    const std::string item = list.substr(pos, end - pos);
+    const size_t dash = item.find('-');
+    const int a = std::stoi(item.substr(0, dash));
+    const int b = dash == std::string::npos ? a : std::stoi(item.substr(dash + 1));
+    for (int c = a; c <= b; ++c) out.push_back(c);
+    pos = end + 1;
+  }
+  return out;
+}
+
+CpuBackendOptions cpu_options(const CpuConfig& c) {
+  CpuBackendOptions o;
+  o.threads = c.threads;
+  if (!c.cores.empty()) o.cores = parse_cores(c.cores);
+  return o;
+}
+
+// "auto" resolved with the configuration: cpu, or cuda:N.
+std::string resolve_device(const std::string& device, const DeviceConfig& d) {
+  if (device != "auto") return device;
+  if (d.backend == "cpu") return "cpu";
+  if (d.backend == "cuda") return fmt::format("cuda:{}", d.gpu);
+  return cuda_device_count() > 0 ? fmt::format("cuda:{}", d.gpu) : "cpu";
+}
+
+}  // namespace
+
+// Checks the session's cancel flag before each MoE layer. Wraps only executors the transformer
+// does not need to own (its own resident executor is what lets it replay decode graphs).
+class CancellableMoe final : public MoeExecutor {
+ public:
+  explicit CancellableMoe(MoeExecutor& inner) : inner_(inner) {}
+  void watch(const std::atomic<bool>* flag) { flag_ = flag; }
+  void forward(int layer, const float* x, int T, const int32_t* ids, const float* weights,
+               float* out) override {
+    if (flag_ && flag_->load(std::memory_order_relaxed))
+      fail(ErrorKind::kCancelled, "cancelled before layer {}", layer);
+    inner_.forward(layer, x, T, ids, weights, out);
+  }
+
+ private:
+  MoeExecutor& inner_;
+  const std::atomic<bool>* flag_ = nullptr;
+};
+
+std::unique_ptr<Backend> make_device_backend(const std::string& device, const LogFn& log,
+                                             const std::string& what) {
+  if (device == "cpu") return make_cpu_backend();
+  if (device == "auto") {
+    std::string why;
+    if (cuda_device_count(&why) > 0) return make_cuda_backend(0);
+    const std::string note = fmt::format("no usable GPU ({}); running on the CPU", why);
+    if (log)
+      log(note);
+    else
+      std::fprintf(stderr, "coldstream: %s\n", note.c_str());
+    return make_cpu_backend();
+  }
+  if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
+    int index = 0;
+    if (device.size() > 5) {
+      auto [p, ec] = std::from_chars(device.data() + 5, device.data() + device.size(), index);
+      if (ec != std::errc() || p != device.data() + device.size() || index < 0)
+        fail(ErrorKind::kInvalidArgument, "{}: '{}' is not cuda:N with N a GPU index", what,
+             device);
+    }
+    return make_cuda_backend(index);
+  }
+  fail(ErrorKind::kInvalidArgument, "{}: '{}' is not cpu, cuda, cuda:N or auto", what, device);
+}
+
+std::vector<std::string> apply_offload_toml(std::string_view text, const std::string& origin,
+                                            OffloadConfig& config) {
+  toml::table root;
+  try {
+    root = toml::parse(text, origin);
+  } catch (const toml::parse_error& e) {
+    fail(ErrorKind::kBadFile, "{}:{}:{}: {}", origin, e.source().begin.line,
+         e.source().begin.column, e.description());
+  }
+  // Blank the chat's tables line by line, so the offload parser's line numbers stay true.
+  std::vector<std::string> lines;
+  {
+    std::string line;
+    std::istringstream in{std::string(text)};
+    while (std::getline(in, line)) lines.push_back(line);
+  }
+  std::vector<std::string> keys;
+  for (auto&& [section, node] : root) {
+    if (is_chat_table(section.str())) {
+      const uint32_t first = std::min(section.source().begin.line, node.source().begin.line);
+      const uint32_t last = std::max(section.source().end.line, last_line(node));
+      for (uint32_t l = std::max(first, 1u); l <= last && l <= lines.size(); ++l)
+        lines[l - 1].clear();
+      continue;
+    }
+    if (const toml::table* t = node.as_table())
+      for (auto&& [k, v] : *t) keys.push_back(fmt::format("{}.{}", section.str(), k.str()));
+  }
+  std::string rest;
+  for (const std::string& l : lines) rest += l + "\n";
+  parse_offload_config(rest, origin, config);
+  return keys;
+}
+
+void RuntimeConfig::note_key(const std::string& key) {
+  static const char* const kDeviceOnly[] = {"device.backend", "device.gpu", "device.context",
+                                            "device.max_batch"};
+  for (const char* k : kDeviceOnly)
+    if (key == k) return;
+  use_offload = true;
+}
+
+void RuntimeConfig::load_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail(ErrorKind::kNotFound, "{}: cannot open the configuration file", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  load_text(ss.str(), path);
+}
+
+void RuntimeConfig::load_text(std::string_view text, const std::string& origin) {
+  for (const std::string& k : apply_offload_toml(text, origin, offload)) note_key(k);
+}
+
+void RuntimeConfig::set(const std::string& key, const std::string& value, const std::string& flag) {
+  set_offload_key(offload, key, value, flag);
+  note_key(key);
+}
+
+OffloadRuntime::OffloadRuntime(const Model& model, const OffloadConfig& config,
+                               const std::string& device, OffloadOptions options)
+    : config_(config) {
+  const std::string d = resolve_device(device, config.device);
+  if (d.rfind("cuda", 0) == 0) {
+    CudaBackendOptions o;
+    o.device = d.size() > 5 ? std::stoi(d.substr(5)) : 0;
+    o.vram_budget = config.device.vram_budget;
+    config_.device.gpu = o.device;
+    device_ = make_cuda_backend(o);
+  } else {
+    device_ = make_device_backend(d);
+    budgeted_ = std::make_unique<BudgetedBackend>(*device_, config.device.vram_budget);
+  }
+  cpu_ = make_cpu_backend(cpu_options(config.cpu));
+  options.config = config_;
+  if (!options.cpu_backend) options.cpu_backend = cpu_.get();
+  executor_ = std::make_unique<OffloadMoeExecutor>(backend(), model, std::move(options));
+}
+
+SessionRuntime::SessionRuntime(const Model& model, const RuntimeConfig& config, int n_ctx,
+                               LogFn log)
+    : model_(model) {
+  SessionOptions so;
+  so.transformer.n_ctx = n_ctx > 0 ? n_ctx : config.offload.device.context;
+  so.transformer.max_batch = config.offload.device.max_batch;
+  device_name_ = resolve_device(config.device, config.offload.device);
+  if (!config.use_offload) {
+    backend_ = device_name_ == "cpu" ? make_cpu_backend(cpu_options(config.offload.cpu))
+                                     : make_device_backend(device_name_, log);
+    active_ = backend_.get();
+    if (!backend_->supports_graphs()) {
+      const ModelConfig& c = model.config();
+      std::vector<bool> moe_layers(size_t(c.n_layers));
+      for (int l = 0; l < c.n_layers; ++l) moe_layers[size_t(l)] = c.is_moe_layer(l);
+      resident_moe_ = std::make_unique<ResidentMoeExecutor>(
+          *backend_, model.experts(), c.hidden_size, c.n_experts_per_tok, moe_layers);
+      cancel_moe_ = std::make_unique<CancellableMoe>(*resident_moe_);
+    }
+    session_ = std::make_unique<Session>(model, *backend_, so, cancel_moe_.get());
+  } else {
+    OffloadOptions oo;
+    oo.log = log;
+    offload_ = std::make_unique<OffloadRuntime>(model, config.offload, device_name_, std::move(oo));
+    active_ = &offload_->backend();
+    cancel_moe_ = std::make_unique<CancellableMoe>(*offload_->executor());
+    session_ = std::make_unique<Session>(model, offload_->backend(), so, cancel_moe_.get());
+    offload_->executor()->prepare();
+  }
+  if (cancel_moe_) cancel_moe_->watch(&session_->cancel_flag());
+}
+
+SessionRuntime::~SessionRuntime() = default;
+
+const OffloadTelemetry* SessionRuntime::telemetry() {
+  return offload_ ? &offload_->executor()->telemetry() : nullptr;
+}
+
+RuntimeMemory SessionRuntime::memory() const {
+  RuntimeMemory m;
+  m.device_bytes = active_->memory_used();
+  if (m.device_bytes == 0) m.device_bytes = session_->device_bytes();
+  if (offload_) m.host_expert_bytes = offload_->executor()->host_bytes();
+  return m;
+}
+
+std::string SessionRuntime::describe() const {
+  if (!offload_) return fmt::format("experts resident on {}", device_name_);
+  return fmt::format("offload engine on {}: {}", device_name_, offload_->executor()->describe());
+}
+
+}  // namespace cs

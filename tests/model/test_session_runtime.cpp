@@ -1,0 +1,104 @@
+// SessionRuntime: the session layer under `coldstream chat` and the C API. Resident or through
+// the offload engine from one configuration; a cancel stops a forward pass between MoE layers
+// and leaves the context as it was.
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include "common/error.h"
+#include "runtime/engine/session_runtime.h"
+#include "tests/common/fixtures.h"
+
+using namespace cs;
+
+namespace {
+
+RuntimeConfig cpu_config(bool offload) {
+  RuntimeConfig c;
+  c.device = "cpu";
+  c.load_text("[chat]\nsystem = \"not the engine's\"\n[device]\ncontext = 64\n", "test.toml");
+  if (offload) c.set("device.vram_budget", "64MiB", "--vram-budget");
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("SessionRuntime: resident or offload from the configuration, same logits") {
+  auto model = Model::load(test::fixture("qwen3moe"));
+  const std::vector<int32_t> ids = {1, 5, 9, 200, 33, 7};
+  std::vector<float> want;
+  for (bool offload : {false, true}) {
+    CAPTURE(offload);
+    const RuntimeConfig c = cpu_config(offload);
+    CHECK(c.use_offload == offload);
+    SessionRuntime rt(*model, c);
+    CHECK(rt.session().n_ctx() == 64);
+    CHECK((rt.executor() != nullptr) == offload);
+    CHECK((rt.telemetry() != nullptr) == offload);
+    const std::span<const float> l = rt.session().eval(ids);
+    if (!offload) {
+      want.assign(l.begin(), l.end());
+      CHECK(rt.memory().host_expert_bytes == 0);
+      CHECK(rt.describe() == "experts resident on cpu");
+    } else {
+      CHECK(std::vector<float>(l.begin(), l.end()) == want);
+      CHECK(rt.telemetry()->total.expert_uses > 0);
+      CHECK(rt.memory().host_expert_bytes > 0);
+      CHECK(rt.memory().device_bytes > 0);
+      CHECK(rt.describe().starts_with("offload engine on cpu"));
+    }
+  }
+}
+
+TEST_CASE("SessionRuntime: a cancel stops the forward pass between layers, context unchanged") {
+  auto model = Model::load(test::fixture("qwen3moe"));
+  const std::vector<int32_t> first = {1, 5, 9}, more = {200, 33, 7};
+  for (bool offload : {false, true}) {
+    CAPTURE(offload);
+    SessionRuntime ref(*model, cpu_config(offload));
+    ref.session().eval(first);
+    const std::span<const float> r = ref.session().eval(more);
+    const std::vector<float> want(r.begin(), r.end());
+
+    SessionRuntime rt(*model, cpu_config(offload));
+    Session& s = rt.session();
+    s.eval(first);
+    s.cancel();
+    CHECK_THROWS_WITH_AS(s.eval(more), doctest::Contains("cancelled before layer"), Error);
+    try {
+      s.eval(more);
+    } catch (const Error& e) {
+      CHECK(e.kind() == ErrorKind::kCancelled);
+    }
+    CHECK(s.n_past() == 3);  // the cancelled calls added nothing
+    s.clear_cancel();
+    const std::span<const float> l = s.eval(more);
+    CHECK(std::vector<float>(l.begin(), l.end()) == want);  // and left nothing behind
+  }
+}
+
+TEST_CASE("RuntimeConfig: which keys turn the offload engine on; chat tables skipped") {
+  RuntimeConfig c;
+  c.load_text(
+      "[chat]\ncontext = 5\n[sampling]\ntemperature = 0.1\n[device]\nbackend = \"cpu\"\n"
+      "context = 128\nmax_batch = 64\n",
+      "a.toml");
+  CHECK_FALSE(c.use_offload);
+  CHECK(c.offload.device.context == 128);
+  CHECK(c.offload.device.max_batch == 64);
+  c.set("device.context", "256", "--ctx");
+  CHECK_FALSE(c.use_offload);
+  c.set("cache.policy", "lfu", "--policy");
+  CHECK(c.use_offload);
+  RuntimeConfig d;
+  d.load_text("[memory]\nhost_budget = \"1GiB\"\n", "b.toml");
+  CHECK(d.use_offload);
+  // Errors keep the file's own line numbers with the chat's tables blanked.
+  RuntimeConfig e;
+  CHECK_THROWS_WITH_AS(
+      e.load_text("[chat]\nsystem = \"\"\"two\nlines\"\"\"\n[cache]\npolcy = 1\n", "c.toml"),
+      doctest::Contains("c.toml:5:1: unknown key 'cache.polcy'"), Error);
+  CHECK_THROWS_WITH_AS(e.load_text("[chat\n", "d.toml"), doctest::Contains("d.toml:1:"), Error);
+  CHECK_THROWS_WITH_AS(e.load_file("/nonexistent.toml"), doctest::Contains("/nonexistent.toml"),
+                       Error);
+}

@@ -8,6 +8,24 @@ const char* miss_path_name(MissPath p) {
   return p == MissPath::kStream ? "stream" : "cpu";
 }
 
+const char* offload_mode_name(OffloadMode m) {
+  switch (m) {
+    case OffloadMode::kHybrid:
+      return "hybrid";
+    case OffloadMode::kCpu:
+      return "cpu";
+    case OffloadMode::kStream:
+      return "stream";
+  }
+  return "?";
+}
+
+std::optional<OffloadMode> parse_offload_mode(std::string_view name) {
+  for (OffloadMode m : {OffloadMode::kHybrid, OffloadMode::kCpu, OffloadMode::kStream})
+    if (name == offload_mode_name(m)) return m;
+  return std::nullopt;
+}
+
 std::optional<MissPath> parse_miss_path(std::string_view name) {
   if (name == "stream") return MissPath::kStream;
   if (name == "cpu") return MissPath::kCpu;

@@ -33,6 +33,12 @@ enum class MissPath : uint8_t {
 const char* miss_path_name(MissPath p);  // "stream", "cpu"
 std::optional<MissPath> parse_miss_path(std::string_view name);
 
+// How misses are decided (config offload.mode): every miss copied, every miss on the CPU, or
+// per miss by the cost model (cache/hybrid_chooser.h) so that both channels are busy.
+enum class OffloadMode : uint8_t { kHybrid, kCpu, kStream };
+const char* offload_mode_name(OffloadMode m);  // "hybrid", "cpu", "stream"
+std::optional<OffloadMode> parse_offload_mode(std::string_view name);
+
 // The host-RAM side of a transfer when host RAM is a cache over NVMe: the host slot the bytes
 // are in (later passes of the same plan may reuse it, so executors take it from here, not from
 // the cache), and whether an NVMe read must fill it first.

@@ -200,13 +200,20 @@ void Planner::add_pass(LayerPlan& plan, int t0, int t1, const std::vector<Expert
         host_->pin(id);
         host_pins_.push_back(id);
       }
+  std::vector<MissInfo> misses;
+  PassInfo info{plan.layer, T, int(pass.hits.size()), int(pass.waits.size()), 0};
   for (size_t i = 0; i < experts.size(); ++i) {
-    const ExpertId id = experts[i];
-    if (gpu_.find(id) >= 0) continue;
-    const MissInfo miss{id, tokens[i], T, in_host(id)};
+    if (gpu_.find(experts[i]) >= 0)
+      info.hit_tokens += tokens[i];
+    else
+      misses.push_back({experts[i], tokens[i], T, in_host(experts[i])});
+  }
+  if (opt_.chooser) opt_.chooser->begin_pass(info, misses);
+  for (const MissInfo& miss : misses) {
+    const ExpertId id = miss.id;
     const MissPath path = opt_.chooser ? opt_.chooser->choose(miss) : opt_.miss_path;
     if (path == MissPath::kCpu) {
-      pass.cpu.push_back({id, fetch_for_demand(id, tick), tokens[i]});
+      pass.cpu.push_back({id, fetch_for_demand(id, tick), miss.tokens});
       continue;
     }
     const auto a = gpu_.allocate(id, Purpose::kDemand, tick);
@@ -214,7 +221,7 @@ void Planner::add_pass(LayerPlan& plan, int t0, int t1, const std::vector<Expert
     gpu_.loaded(id);  // demand copies complete before the pass computes
     gpu_.mark_used(id);
     gpu_.pin(id);
-    pass.demand.push_back({id, a->slot, a->evicted, fetch_for_demand(id, tick), tokens[i]});
+    pass.demand.push_back({id, a->slot, a->evicted, fetch_for_demand(id, tick), miss.tokens});
   }
   plan.passes.push_back(std::move(pass));
 }

@@ -36,10 +36,25 @@ struct MissInfo {
   bool in_host = false;  // in host RAM (or arriving there); otherwise it must come from NVMe
 };
 
-// Chooses the path of each miss (issue 7's hybrid scheduler implements this from a cost model).
+// What the rest of a pass holds when its misses are decided.
+struct PassInfo {
+  int layer = -1;
+  int T = 0;           // tokens in the pass
+  int hits = 0;        // experts resident in a GPU slot
+  int waits = 0;       // experts whose prefetch copy is in flight
+  int hit_tokens = 0;  // token-expert pairs of the hits and waits
+};
+
+// Chooses the path of each miss (cache/hybrid_chooser.h implements this from a cost model).
+// For each pass the planner calls begin_pass() with every miss of the pass, then choose() once
+// per miss in the same order, so an implementation can split the pass as a whole.
 class MissPathChooser {
  public:
   virtual ~MissPathChooser() = default;
+  virtual void begin_pass(const PassInfo& pass, const std::vector<MissInfo>& misses) {
+    (void)pass;
+    (void)misses;
+  }
   virtual MissPath choose(const MissInfo& miss) = 0;
 };
 

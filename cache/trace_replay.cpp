@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 
+#include "cache/hybrid_chooser.h"
 #include "cache/planner.h"
 #include "common/error.h"
 
@@ -108,6 +109,7 @@ ReplayResult replay_trace(const RoutingTrace& trace, const ReplayConfig& cfg) {
   InFlight flight;
   const int E = h.n_experts;
   std::vector<float> logits;
+  int carried = 0;  // prefetch copies still on the copy channel when the next layer starts
   for (size_t s = 0; s < trace.steps.size(); ++s) {
     const TraceStep& step = trace.steps[s];
     predictor->end_step();
@@ -117,6 +119,7 @@ ReplayResult replay_trace(const RoutingTrace& trace, const ReplayConfig& cfg) {
     r.tokens += uint64_t(step.T);
     const bool decode = step.T == 1;
     (decode ? r.decode_tokens : r.prefill_tokens) += uint64_t(step.T);
+    double step_time = cfg.step_seconds + cfg.token_seconds * step.T;
     for (const TraceLayer& l : step.layers) {
       flight.land(*gpu, host.get());
       const uint64_t gpu_ev = gpu->evictions(), host_ev = host ? host->evictions() : 0;
@@ -174,6 +177,19 @@ ReplayResult replay_trace(const RoutingTrace& trace, const ReplayConfig& cfg) {
       r.gpu_evictions += gpu->evictions() - gpu_ev;
       if (host) r.host_evictions += host->evictions() - host_ev;
       flight.prefetches = plan.prefetches;
+      if (cfg.cost) {
+        for (size_t i = 0; i < plan.passes.size(); ++i) {
+          PassLoad load = pass_load(plan.passes[i]);
+          if (i == 0) load.in_flight += carried;
+          step_time += cfg.cost->pass_seconds(load).total;
+        }
+        carried = 0;
+        for (const PlanCopy& c : plan.prefetches) carried += c.slot >= 0;
+      }
+    }
+    if (cfg.cost) {
+      r.seconds += step_time;
+      (decode ? r.decode_seconds : r.prefill_seconds) += step_time;
     }
   }
   r.bytes_host_to_gpu = r.gpu_copies * h.expert_bytes;

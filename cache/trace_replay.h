@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "cache/cost_model.h"
 #include "cache/hot_set.h"
 #include "cache/plan.h"
 #include "cache/policy.h"
@@ -45,6 +46,11 @@ struct ReplayConfig {
   int host_slots = 0;                  // host-RAM cache over NVMe; 0: every expert in RAM
   PolicyKind host_policy = PolicyKind::kLru;
   std::vector<HotSetEntry> hot_set;
+  // Predicted time (optional): each layer's passes through the cost model, with the prefetch
+  // copies a layer starts occupying the copy channel of the next layer's first pass; plus the
+  // non-expert work of each step: step_seconds + token_seconds * T.
+  const CostModel* cost = nullptr;  // not owned
+  double step_seconds = 0, token_seconds = 0;
 };
 
 struct ReplayResult {
@@ -59,6 +65,13 @@ struct ReplayResult {
   uint64_t decode_gpu_copies = 0, decode_nvme_reads = 0, decode_cpu = 0;
   PredictionCounts prediction;
   std::vector<PredictionCounts> per_layer;
+  // With a cost model: predicted seconds of every step, and of the decode (T == 1) and prefill
+  // steps.
+  double seconds = 0, decode_seconds = 0, prefill_seconds = 0;
+  double decode_tok_s() const { return decode_seconds > 0 ? double(decode_tokens) / decode_seconds : 0; }
+  double prefill_tok_s() const {
+    return prefill_seconds > 0 ? double(prefill_tokens) / prefill_seconds : 0;
+  }
 
   double hit_rate() const { return expert_uses ? double(hits) / double(expert_uses) : 0.0; }
   // Uses served from a GPU slot without a demand copy (hits and waits for prefetches).

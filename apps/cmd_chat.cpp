@@ -15,6 +15,7 @@
 #include "apps/cli_common.h"
 #include "apps/cmd_chat.h"
 #include "common/error.h"
+#include "offload/nvml.h"
 #include "runtime/chat/chat_session.h"
 #include "runtime/engine/session.h"
 #include "runtime/tokenizer/tokenizer.h"
@@ -240,6 +241,7 @@ class Repl {
         chat_.total_decode_seconds() > 0 ? chat_.total_generated() / chat_.total_decode_seconds()
                                          : 0.0);
     t += "offload: no statistics yet (all experts resident)\n";
+    t += nvml_summary() + "\n";
     fmt::print("{}{}{}", style_.dim(), t, style_.reset());
   }
 

@@ -60,8 +60,9 @@ void run_plan(const PlanArgs& a) {
 void register_plan(CLI::App& app) {
   auto a = std::make_shared<PlanArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "plan", "Will a model fit this machine, what stays resident, and the expected decode and "
-              "prefill speed (cost model; assumptions printed)");
+      "plan",
+      "Will a model fit this machine, what stays resident, and the expected decode and "
+      "prefill speed (cost model; assumptions printed)");
   cmd->add_option("--model,-m", a->model,
                   "A .cst file, a Hugging Face directory or a synth shape (qwen3-235b-a22b, "
                   "qwen3-30b-a3b, mixtral-8x7b)")

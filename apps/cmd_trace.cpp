@@ -41,9 +41,9 @@ void print_predictions(const RoutingTrace& t) {
           for (uint8_t p : pending[i]) predicted += p;
         }
         for (ExpertId id : kind == 0 ? l.pred_lookahead : l.pred_coactivation) {
-          const size_t j = size_t(std::find(t.header.moe_layers.begin(),
-                                            t.header.moe_layers.end(), id.layer) -
-                                  t.header.moe_layers.begin());
+          const size_t j =
+              size_t(std::find(t.header.moe_layers.begin(), t.header.moe_layers.end(), id.layer) -
+                     t.header.moe_layers.begin());
           if (j < pending.size()) {
             pending[j][size_t(id.expert)] = 1;
             covered[j] = 1;

@@ -50,8 +50,7 @@ void run_tune(const TuneArgs& a) {
   o.context = a.ctx;
   const auto t0 = std::chrono::steady_clock::now();
   const TuneReport r = tune(trace, shape, o);
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   fmt::print("trace {}: {} requests, {} steps, {} tokens{}\n", a.trace, trace.requests(),
              trace.steps.size(), trace.tokens(), trace.header.truncated ? " (truncated)" : "");
   fmt::print("hardware: {}", o.hardware.describe());
@@ -102,8 +101,9 @@ void register_tune(CLI::App& app) {
                   "rtx6000ada, h100, h200) or a TOML file")
       ->capture_default_str();
   cmd->add_option("--hardware-dir", a->hardware_dir, "Directory of hardware profiles");
-  cmd->add_option("--vram-budget", a->vram_budget, "GPU memory for the runtime (default: the "
-                                                   "profile's)");
+  cmd->add_option("--vram-budget", a->vram_budget,
+                  "GPU memory for the runtime (default: the "
+                  "profile's)");
   cmd->add_option("--host-budget", a->host_budget, "Host RAM for experts (default: all)");
   cmd->add_option("--slots", a->slots, "Exactly this many GPU expert slots (overrides budgets)");
   cmd->add_option("--ctx", a->ctx, "KV cache tokens the budget must hold")->capture_default_str();

@@ -108,7 +108,8 @@ void encode_step(std::string& out, const TraceStep& s) {
 
 std::vector<ExpertId> decode_ids(Reader& r, const TraceHeader& h) {
   const uint32_t n = r.get<uint32_t>("a prediction's length");
-  if (uint64_t(n) * 4 > r.left()) r.bad(fmt::format("prediction of {} experts past the end", n));
+  if (uint64_t(n) * 4 > r.left())
+    r.bad(fmt::format("truncated: a prediction of {} experts runs past the end", n));
   std::vector<ExpertId> v(n);
   for (ExpertId& id : v) {
     id.layer = r.get<uint16_t>("a predicted layer");
@@ -158,10 +159,10 @@ RoutingTrace decode_trace(std::string_view bytes, std::string_view origin) {
   h.n_experts = int(r.get<uint32_t>("n_experts"));
   h.k = int(r.get<uint32_t>("k"));
   const uint32_t n_moe = r.get<uint32_t>("the MoE layer count");
-  if (h.n_layers <= 0 || h.n_layers > 4096 || h.n_experts <= 0 || h.n_experts > 65535 ||
-      h.k <= 0 || h.k > h.n_experts || n_moe == 0 || int(n_moe) > h.n_layers)
-    r.bad(fmt::format("implausible shape: {} layers, {} experts, top-{}, {} MoE layers",
-                      h.n_layers, h.n_experts, h.k, n_moe));
+  if (h.n_layers <= 0 || h.n_layers > 4096 || h.n_experts <= 0 || h.n_experts > 65535 || h.k <= 0 ||
+      h.k > h.n_experts || n_moe == 0 || int(n_moe) > h.n_layers)
+    r.bad(fmt::format("implausible shape: {} layers, {} experts, top-{}, {} MoE layers", h.n_layers,
+                      h.n_experts, h.k, n_moe));
   for (uint32_t i = 0; i < n_moe; ++i) {
     const int l = r.get<int32_t>("a MoE layer index");
     if (l < 0 || l >= h.n_layers || (!h.moe_layers.empty() && l <= h.moe_layers.back()))
@@ -178,7 +179,8 @@ RoutingTrace decode_trace(std::string_view bytes, std::string_view origin) {
   if (name_len > 4096) r.bad("model name longer than 4096 bytes");
   h.model = r.get_string(name_len, "the model name");
   const uint64_t n_steps = r.get<uint64_t>("the step count");
-  if (n_steps > r.left() / 8) r.bad(fmt::format("{} steps cannot fit the file", n_steps));
+  if (n_steps > r.left() / 8)
+    r.bad(fmt::format("truncated: {} steps cannot fit the file", n_steps));
   t.steps.resize(size_t(n_steps));
   uint32_t last_request = 0;
   for (TraceStep& s : t.steps) {
@@ -187,7 +189,7 @@ RoutingTrace decode_trace(std::string_view bytes, std::string_view origin) {
     if (s.request < last_request) r.bad("requests out of order");
     last_request = s.request;
     if (s.T <= 0 || uint64_t(s.T) * uint64_t(h.k) * 6 > r.left())
-      r.bad(fmt::format("step of {} tokens past the end", s.T));
+      r.bad(fmt::format("truncated or bad: a step of {} tokens runs past the end", s.T));
     const size_t n = size_t(s.T) * size_t(h.k);
     s.layers.resize(h.moe_layers.size());
     for (size_t i = 0; i < s.layers.size(); ++i) {
@@ -206,7 +208,7 @@ RoutingTrace decode_trace(std::string_view bytes, std::string_view origin) {
       l.weights.resize(n);
       r.get_array(l.weights.data(), n, "router weights");
       const uint64_t nl = uint64_t(s.T) * uint64_t(l.ahead) * uint64_t(h.n_experts);
-      if (nl * 4 > r.left()) r.bad("lookahead logits past the end");
+      if (nl * 4 > r.left()) r.bad("truncated: lookahead logits run past the end");
       l.logits.resize(size_t(nl));
       r.get_array(l.logits.data(), size_t(nl), "lookahead logits");
       l.pred_lookahead = decode_ids(r, h);

@@ -44,10 +44,10 @@ struct TraceHeader {
 
 struct TraceLayer {
   int layer = 0;
-  int ahead = 0;                 // MoE layers whose logits follow
-  std::vector<int32_t> ids;      // [T][k]
-  std::vector<float> weights;    // [T][k]
-  std::vector<float> logits;     // [T][ahead * E], empty when ahead == 0
+  int ahead = 0;                            // MoE layers whose logits follow
+  std::vector<int32_t> ids;                 // [T][k]
+  std::vector<float> weights;               // [T][k]
+  std::vector<float> logits;                // [T][ahead * E], empty when ahead == 0
   std::vector<ExpertId> pred_lookahead;     // predicted by gate lookahead at this layer
   std::vector<ExpertId> pred_coactivation;  // predicted by co-activation at this layer
 };

@@ -68,7 +68,9 @@ struct ReplayResult {
   // With a cost model: predicted seconds of every step, and of the decode (T == 1) and prefill
   // steps.
   double seconds = 0, decode_seconds = 0, prefill_seconds = 0;
-  double decode_tok_s() const { return decode_seconds > 0 ? double(decode_tokens) / decode_seconds : 0; }
+  double decode_tok_s() const {
+    return decode_seconds > 0 ? double(decode_tokens) / decode_seconds : 0;
+  }
   double prefill_tok_s() const {
     return prefill_seconds > 0 ? double(prefill_tokens) / prefill_seconds : 0;
   }

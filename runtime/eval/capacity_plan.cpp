@@ -22,9 +22,10 @@ CapacityPlan plan_capacity(const ModelShape& s, const HardwareProfile& hw,
   p.all_on_gpu = uint64_t(p.gpu_slots) >= total;
   p.all_in_ram = p.all_on_gpu || uint64_t(p.host_slots) >= total;
   if (p.gpu_slots < s.k) {
-    p.why_not = fmt::format("the GPU has room for {} experts after the dense weights and the KV "
-                            "cache; one token needs {}",
-                            p.gpu_slots, s.k);
+    p.why_not = fmt::format(
+        "the GPU has room for {} experts after the dense weights and the KV "
+        "cache; one token needs {}",
+        p.gpu_slots, s.k);
     return p;
   }
   if (!p.all_in_ram && hw.nvme <= 0) {
@@ -33,7 +34,8 @@ CapacityPlan plan_capacity(const ModelShape& s, const HardwareProfile& hw,
   }
   p.fits = true;
   p.gpu_hit = std::min(1.0, double(p.gpu_slots) / double(total));
-  p.ram_hit = p.all_in_ram ? 1.0 : std::min(1.0, double(p.gpu_slots + p.host_slots) / double(total));
+  p.ram_hit =
+      p.all_in_ram ? 1.0 : std::min(1.0, double(p.gpu_slots + p.host_slots) / double(total));
 
   // Decode: per MoE layer k experts; hits on the GPU, misses copied or computed on the CPU, the
   // misses not in RAM read from NVMe first.
@@ -46,9 +48,9 @@ CapacityPlan plan_capacity(const ModelShape& s, const HardwareProfile& hw,
   double best = 1e30;
   for (int i = 0; i <= 20; ++i) {
     const double x = i / 20.0;  // share of misses on the CPU
-    const double t = cost.decode_token_seconds(s.n_moe_layers, hits, miss * (1 - x), miss * x,
-                                               p.t_dense) +
-                     p.t_nvme;
+    const double t =
+        cost.decode_token_seconds(s.n_moe_layers, hits, miss * (1 - x), miss * x, p.t_dense) +
+        p.t_nvme;
     if (t < best - 1e-12) {
       best = t;
       p.cpu_share = x;
@@ -56,9 +58,9 @@ CapacityPlan plan_capacity(const ModelShape& s, const HardwareProfile& hw,
   }
   p.decode_tok_s = 1 / best;
   p.t_copies = L * miss * (1 - p.cpu_share) * cost.copy_seconds();
-  p.t_cpu = miss * p.cpu_share > 0 ? L * (cost.params().cpu_fixed +
-                                          miss * p.cpu_share * cost.cpu_seconds(1))
-                                   : 0;
+  p.t_cpu = miss * p.cpu_share > 0
+                ? L * (cost.params().cpu_fixed + miss * p.cpu_share * cost.cpu_seconds(1))
+                : 0;
   p.t_gpu_experts = L * (hits + miss * (1 - p.cpu_share)) * cost.gpu_seconds(1);
   {
     const std::pair<double, const char*> parts[] = {
@@ -79,7 +81,7 @@ CapacityPlan plan_capacity(const ModelShape& s, const HardwareProfile& hw,
   const double compute = 2 * s.active_params * C / (hw.gpu_tflops * 1e12);
   const double chunk_s = std::max({stream, nvme, compute});
   p.prefill_tok_s = C / chunk_s;
-  p.prefill_bottleneck = chunk_s == compute ? "GPU compute (expert and attention GEMMs)"
+  p.prefill_bottleneck = chunk_s == compute  ? "GPU compute (expert and attention GEMMs)"
                          : chunk_s == stream ? "PCIe copies of the experts not on the GPU"
                                              : "NVMe reads of the experts not in RAM";
   return p;
@@ -100,10 +102,10 @@ std::string format_capacity_plan(const ModelShape& s, const HardwareProfile& hw,
   else
     out += fmt::format("  {} of {} experts ({:.1f}%) cached on the GPU, the rest in {}\n",
                        p.gpu_slots, s.expert_total(), 100 * p.gpu_hit,
-                       p.all_in_ram ? "host RAM"
-                                    : fmt::format("host RAM ({} experts, {:.1f}%) and on NVMe",
-                                                  p.host_slots,
-                                                  100.0 * p.host_slots / double(s.expert_total())));
+                       p.all_in_ram
+                           ? "host RAM"
+                           : fmt::format("host RAM ({} experts, {:.1f}%) and on NVMe", p.host_slots,
+                                         100.0 * p.host_slots / double(s.expert_total())));
   out += fmt::format(
       "decode: {:.1f} tok/s (per token: dense {:.2f} ms, GPU experts {:.2f} ms, PCIe {:.2f} ms, "
       "CPU experts {:.2f} ms, NVMe {:.2f} ms; {:.0f}% of misses on the CPU); bottleneck: {}\n",

@@ -18,14 +18,14 @@
 namespace cs {
 
 struct CapacityPlanOptions {
-  int context = 4096;  // KV cache tokens
-  int chunk = 256;     // prefill tokens per step
+  int context = 4096;            // KV cache tokens
+  int chunk = 256;               // prefill tokens per step
   uint64_t os_ram = 8ull << 30;  // host RAM left to the OS and other programs
 };
 
 struct CapacityPlan {
   bool fits = false;
-  std::string why_not;  // when !fits
+  std::string why_not;                // when !fits
   int gpu_slots = 0, host_slots = 0;  // host_slots: experts held in RAM
   bool all_on_gpu = false, all_in_ram = false;
   double gpu_hit = 0, ram_hit = 0;  // assumed hit rates of the GPU cache and of RAM

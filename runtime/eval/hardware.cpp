@@ -2,11 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <toml++/toml.h>
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "common/error.h"
 #include "common/units.h"
@@ -54,17 +54,28 @@ void parse_hardware_profile(const std::string& text, const std::string& origin,
       if (!node.is_number()) fail(ErrorKind::kBadFile, "{}: expected a number", where);
       return *node.value<double>();
     };
-    if (k == "name") p.name = str();
-    else if (k == "vram") p.vram = parse_bytes(str(), where);
-    else if (k == "vram_bw") p.vram_bw = parse_rate(str(), where);
-    else if (k == "gpu_kernel_rate") p.gpu_kernel_rate = parse_rate(str(), where);
-    else if (k == "gpu_tflops") p.gpu_tflops = num();
-    else if (k == "pcie") p.pcie = parse_rate(str(), where);
-    else if (k == "ram") p.ram = parse_bytes(str(), where);
-    else if (k == "ram_bw") p.ram_bw = parse_rate(str(), where);
-    else if (k == "nvme") p.nvme = parse_rate(str(), where);
-    else if (k == "cores") p.cores = int(num());
-    else if (k == "cpu_core_rate") p.cpu_core_rate = parse_rate(str(), where);
+    if (k == "name")
+      p.name = str();
+    else if (k == "vram")
+      p.vram = parse_bytes(str(), where);
+    else if (k == "vram_bw")
+      p.vram_bw = parse_rate(str(), where);
+    else if (k == "gpu_kernel_rate")
+      p.gpu_kernel_rate = parse_rate(str(), where);
+    else if (k == "gpu_tflops")
+      p.gpu_tflops = num();
+    else if (k == "pcie")
+      p.pcie = parse_rate(str(), where);
+    else if (k == "ram")
+      p.ram = parse_bytes(str(), where);
+    else if (k == "ram_bw")
+      p.ram_bw = parse_rate(str(), where);
+    else if (k == "nvme")
+      p.nvme = parse_rate(str(), where);
+    else if (k == "cores")
+      p.cores = int(num());
+    else if (k == "cpu_core_rate")
+      p.cpu_core_rate = parse_rate(str(), where);
     else
       fail(ErrorKind::kBadFile,
            "{}: unknown key (expected name, vram, vram_bw, gpu_kernel_rate, gpu_tflops, pcie, "
@@ -99,9 +110,12 @@ HardwareProfile load_hardware_profile(const std::string& name_or_path, const std
   ss << in.rdbuf();
   HardwareProfile p;
   parse_hardware_profile(ss.str(), path, p);
-  for (const auto& [v, key] : {std::pair{double(p.vram), "vram"}, {p.pcie, "pcie"},
-                               {p.gpu_kernel_rate, "gpu_kernel_rate"}, {double(p.ram), "ram"},
-                               {p.ram_bw, "ram_bw"}, {double(p.cores), "cores"}})
+  for (const auto& [v, key] : {std::pair{double(p.vram), "vram"},
+                               {p.pcie, "pcie"},
+                               {p.gpu_kernel_rate, "gpu_kernel_rate"},
+                               {double(p.ram), "ram"},
+                               {p.ram_bw, "ram_bw"},
+                               {double(p.cores), "cores"}})
     if (!(v > 0)) fail(ErrorKind::kBadFile, "{}: '{}' is missing or not positive", path, key);
   return p;
 }

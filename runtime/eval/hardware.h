@@ -37,8 +37,7 @@ std::vector<std::string> hardware_profile_names(const std::string& dir);
 // and key, or listing the known names.
 HardwareProfile load_hardware_profile(const std::string& name_or_path, const std::string& dir);
 // Parses TOML text (keys as in configs/hardware/*.toml); absent keys keep `p`'s values.
-void parse_hardware_profile(const std::string& text, const std::string& origin,
-                            HardwareProfile& p);
+void parse_hardware_profile(const std::string& text, const std::string& origin, HardwareProfile& p);
 // The directory holding the shipped profiles: configs/hardware of the source tree the running
 // executable was built in (build/apps/coldstream), or share/coldstream/hardware of its install
 // prefix; the first that exists, else "".

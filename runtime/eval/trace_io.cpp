@@ -30,8 +30,7 @@ std::vector<TraceRequest> load_trace_requests(const std::string& path, const Mod
                                               int default_max_tokens) {
   const Tokenizer* tok = model.tokenizer();
   if (!tok)
-    fail(ErrorKind::kNotFound, "{}: the model has no tokenizer; --prompts needs one",
-         model.path());
+    fail(ErrorKind::kNotFound, "{}: the model has no tokenizer; --prompts needs one", model.path());
   std::ifstream in(path);
   if (!in) fail(ErrorKind::kNotFound, "--prompts: cannot open '{}'", path);
   std::vector<TraceRequest> out;

@@ -122,9 +122,9 @@ void TraceRecorder::forward(int layer, const float* x, int T, const int32_t* ids
         backend_.matmul(x, T, r, logits_.as<float>());
         backend_.download(one.data(), logits_.get(), one.size() * 4);
         for (int t = 0; t < T; ++t)
-          std::copy_n(one.begin() + ptrdiff_t(size_t(t) * size_t(E)), E,
-                      l.logits.begin() +
-                          ptrdiff_t((size_t(t) * size_t(l.ahead) + size_t(j)) * size_t(E)));
+          std::copy_n(
+              one.begin() + ptrdiff_t(size_t(t) * size_t(E)), E,
+              l.logits.begin() + ptrdiff_t((size_t(t) * size_t(l.ahead) + size_t(j)) * size_t(E)));
       }
     }
     const LayerRouting routing{layer, T, K, l.ids.data(), l.weights.data()};
@@ -139,8 +139,7 @@ void TraceRecorder::forward(int layer, const float* x, int T, const int32_t* ids
                       lg.begin() + ptrdiff_t(size_t(t) * size_t(ahead) * size_t(E)));
         p->on_lookahead(layer, ahead, T, lg.data());
       }
-      std::vector<ExpertId>& dst =
-          p == lookahead_.get() ? l.pred_lookahead : l.pred_coactivation;
+      std::vector<ExpertId>& dst = p == lookahead_.get() ? l.pred_lookahead : l.pred_coactivation;
       for (const PredictedExpert& pe : p->predict(layer).experts) dst.push_back(pe.id);
     }
     step_.layers.push_back(std::move(l));

@@ -20,8 +20,8 @@
 namespace cs {
 
 struct TraceRecorderOptions {
-  int lookahead = 2;         // router logits recorded for this many following MoE layers
-  int horizon = 1;           // stored lookahead predictions: horizon and threshold
+  int lookahead = 2;  // router logits recorded for this many following MoE layers
+  int horizon = 1;    // stored lookahead predictions: horizon and threshold
   double threshold = 0.05;
   uint64_t max_bytes = 256ull << 20;  // the trace's size cap
   int max_batch = 0;                  // recorded in the header (the session's prefill chunk)

@@ -27,9 +27,12 @@ struct PredictorChoice {
 
 const char* tune_mode_name(TuneMode m) {
   switch (m) {
-    case TuneMode::kStream: return "stream";
-    case TuneMode::kCpu: return "cpu";
-    case TuneMode::kHybrid: return "hybrid";
+    case TuneMode::kStream:
+      return "stream";
+    case TuneMode::kCpu:
+      return "cpu";
+    case TuneMode::kHybrid:
+      return "hybrid";
   }
   return "?";
 }
@@ -53,9 +56,8 @@ int slots_for_budget(const ModelShape& shape, uint64_t vram_budget, int context,
   const uint64_t kv = uint64_t(context) * shape.kv_bytes_per_token;
   const uint64_t fixed = kReserve + kWorkspace + shape.dense_bytes + kv;
   const int64_t left = int64_t(vram_budget) - int64_t(fixed);
-  const int slots =
-      int(std::min<int64_t>(std::max<int64_t>(left, 0) / int64_t(shape.expert_bytes),
-                            int64_t(shape.expert_total())));
+  const int slots = int(std::min<int64_t>(std::max<int64_t>(left, 0) / int64_t(shape.expert_bytes),
+                                          int64_t(shape.expert_total())));
   if (note)
     *note = fmt::format(
         "{} VRAM - {} dense weights - {} KV cache ({} tokens) - {} reserve and workspace = {} "
@@ -106,7 +108,8 @@ std::vector<TuneCandidate> tune_candidates(const RoutingTrace& trace, int gpu_sl
 
 TuneReport tune(const RoutingTrace& trace, const ModelShape& shape, const TuneOptions& o) {
   const TraceHeader& h = trace.header;
-  if (shape.n_experts != h.n_experts || shape.k != h.k || shape.n_moe_layers != int(h.moe_layers.size()))
+  if (shape.n_experts != h.n_experts || shape.k != h.k ||
+      shape.n_moe_layers != int(h.moe_layers.size()))
     fail(ErrorKind::kInvalidArgument,
          "tune: the trace ({} MoE layers, {} experts, top-{}) was not recorded on this model ({} "
          "MoE layers, {} experts, top-{})",
@@ -123,8 +126,8 @@ TuneReport tune(const RoutingTrace& trace, const ModelShape& shape, const TuneOp
                                    o.context, &r.slots_note);
   }
   if (r.gpu_slots < h.k)
-    fail(ErrorKind::kOutOfMemory, "tune: {}: fewer than the {} slots one token needs",
-         r.slots_note, h.k);
+    fail(ErrorKind::kOutOfMemory, "tune: {}: fewer than the {} slots one token needs", r.slots_note,
+         h.k);
   r.host_slots = o.host_budget ? int(o.host_budget / shape.expert_bytes) : 0;
   if (r.host_slots >= int(shape.expert_total())) r.host_slots = 0;
   // Non-expert work: the dense weights read once per step at the GPU's memory rate, and the
@@ -135,7 +138,8 @@ TuneReport tune(const RoutingTrace& trace, const ModelShape& shape, const TuneOp
 
   const std::vector<HotSetEntry> hot_all = hot_set_from_trace(trace, r.gpu_slots);
   for (TuneCandidate c : tune_candidates(trace, r.gpu_slots, r.host_slots)) {
-    c.replay.hot_set.assign(hot_all.begin(), hot_all.begin() + std::min<ptrdiff_t>(c.hot, ptrdiff_t(hot_all.size())));
+    c.replay.hot_set.assign(
+        hot_all.begin(), hot_all.begin() + std::min<ptrdiff_t>(c.hot, ptrdiff_t(hot_all.size())));
     c.replay.cost = &cost;
     c.replay.step_seconds = step_s;
     c.replay.token_seconds = token_s;
@@ -215,7 +219,7 @@ OffloadConfig candidate_config(const TuneCandidate& c, const TuneOptions& o,
 }
 
 std::string format_tuned_config(const TuneReport& r, const OffloadConfig& cfg,
-                                 const std::string& header_comment) {
+                                const std::string& header_comment) {
   const TuneRow& best = r.rows.front();
   const TuneRow& def = r.rows[r.default_row];
   std::string out;
@@ -231,8 +235,8 @@ std::string format_tuned_config(const TuneReport& r, const OffloadConfig& cfg,
       best.result.decode_tok_s(), best.result.prefill_tok_s(), def.candidate.label(),
       100 * def.result.hit_rate(), def.result.decode_tok_s(), def.result.prefill_tok_s(),
       r.gpu_slots, 100 * r.belady.hit_rate());
-  const std::vector<std::string> tuned = {"policy",  "allocation", "kind",      "horizon",
-                                          "threshold", "hot_set",  "miss_path", "mode"};
+  const std::vector<std::string> tuned = {"policy",    "allocation", "kind",      "horizon",
+                                          "threshold", "hot_set",    "miss_path", "mode"};
   std::istringstream body(format_offload_config(cfg));
   std::string section;
   for (std::string line; std::getline(body, line);) {
@@ -246,9 +250,9 @@ std::string format_tuned_config(const TuneReport& r, const OffloadConfig& cfg,
 }
 
 std::string format_tune_table(const TuneReport& r, size_t max_rows) {
-  std::string s = fmt::format("{:>4} {:>7} {:>7} {:>7} {:>9} {:>9} {:>6} {:>6}  {}\n", "rank",
-                              "hit%", "served%", "PCIe/t", "decode/s", "prefill/s", "prec",
-                              "recall", "configuration");
+  std::string s =
+      fmt::format("{:>4} {:>7} {:>7} {:>7} {:>9} {:>9} {:>6} {:>6}  {}\n", "rank", "hit%",
+                  "served%", "PCIe/t", "decode/s", "prefill/s", "prec", "recall", "configuration");
   auto row = [&](size_t i, const TuneRow& x, const char* tag) {
     const ReplayResult& q = x.result;
     const double per_tok = q.tokens ? double(q.bytes_host_to_gpu) / double(q.tokens) : 0;
@@ -270,7 +274,9 @@ std::string format_curves_svg(const TuneReport& r) {
   int max_size = 1;
   for (const auto& c : r.curves)
     for (int x : c.sizes) max_size = std::max(max_size, x);
-  auto px = [&](int x) { return L + (W - L - R) * std::log2(double(x)) / std::log2(double(max_size)); };
+  auto px = [&](int x) {
+    return L + (W - L - R) * std::log2(double(x)) / std::log2(double(max_size));
+  };
   auto py = [&](double y) { return T + (H - T - B) * (1 - y); };
   std::string s = fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
@@ -278,10 +284,10 @@ std::string format_curves_svg(const TuneReport& r) {
       "fill=\"white\"/>\n<text x=\"{}\" y=\"18\">Hit rate against GPU cache size "
       "(experts), no prefetch: {}</text>\n",
       W, H, L, r.shape.name);
-  s += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n", L,
-                   py(0), W - R, py(0));
-  s += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n", L,
-                   py(0), L, py(1));
+  s += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n", L, py(0),
+                   W - R, py(0));
+  s += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n", L, py(0),
+                   L, py(1));
   for (int i = 0; i <= 4; ++i)
     s += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}%</text>\n", L - 5,
                      py(i / 4.0) + 4, i * 25);
@@ -289,18 +295,18 @@ std::string format_curves_svg(const TuneReport& r) {
     for (int x : r.curves.front().sizes)
       s += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", px(x),
                        py(0) + 16, x);
-  s += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">cache size (experts, log "
-                   "scale); the tuned size is {}</text>\n",
-                   (L + W - R) / 2, H - 10, r.gpu_slots);
+  s += fmt::format(
+      "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">cache size (experts, log "
+      "scale); the tuned size is {}</text>\n",
+      (L + W - R) / 2, H - 10, r.gpu_slots);
   const char* colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#000000"};
   for (size_t i = 0; i < r.curves.size(); ++i) {
     const auto& c = r.curves[i];
     std::string pts;
     for (size_t j = 0; j < c.sizes.size(); ++j)
       pts += fmt::format("{:.1f},{:.1f} ", px(c.sizes[j]), py(c.hit_rate[j]));
-    s += fmt::format(
-        "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{} points=\"{}\"/>\n",
-        colors[i % 4], c.policy == "belady" ? " stroke-dasharray=\"6,3\"" : "", pts);
+    s += fmt::format("<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{} points=\"{}\"/>\n",
+                     colors[i % 4], c.policy == "belady" ? " stroke-dasharray=\"6,3\"" : "", pts);
     s += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"{}\">{}</text>\n", W - R + 10,
                      T + 20 + 18 * double(i), colors[i % 4], c.policy);
   }

@@ -54,7 +54,7 @@ struct TuneReport {
   ModelShape shape;
   CostParams cost;
   int gpu_slots = 0, host_slots = 0;
-  std::string slots_note;   // how the slot count was found
+  std::string slots_note;     // how the slot count was found
   std::vector<TuneRow> rows;  // sorted: best (least predicted time) first
   size_t default_row = 0;     // index of the runtime's default configuration in `rows`
   ReplayResult belady;        // Belady at gpu_slots, no prefetch
@@ -63,13 +63,12 @@ struct TuneReport {
     std::vector<int> sizes;
     std::vector<double> hit_rate;
   };
-  std::vector<Curve> curves;  // hit rate against cache size per policy (no prefetch, global)
+  std::vector<Curve> curves;         // hit rate against cache size per policy (no prefetch, global)
   std::vector<HotSetEntry> hot_set;  // of the best row (empty when it uses none)
 };
 
 // GPU expert slots a VRAM budget leaves after the dense weights, the KV cache and a reserve.
-int slots_for_budget(const ModelShape& shape, uint64_t vram_budget, int context,
-                     std::string* note);
+int slots_for_budget(const ModelShape& shape, uint64_t vram_budget, int context, std::string* note);
 
 // The candidates the tuner tries for this trace and slot count.
 std::vector<TuneCandidate> tune_candidates(const RoutingTrace& trace, int gpu_slots,

@@ -27,7 +27,9 @@ using namespace cs;
 
 namespace {
 
-std::string demo_path() { return test::fixture_dir() + "/../../models/coldstream-demo.cst"; }
+std::string demo_path() {
+  return test::fixture_dir() + "/../../models/coldstream-demo.cst";
+}
 
 // Held-out text cut into requests: `n` prompts of `prompt` tokens, `gen` greedy tokens each.
 std::vector<TraceRequest> requests(const Model& m, int n, int prompt, int gen) {
@@ -167,9 +169,10 @@ TEST_CASE("trace replay: predicted time within 15% of a throttled host-only run 
   const ReplayResult r = replay_trace(trace, c);
   const Measured slow = run_offload(*m, *b, reqs, c, rate);
   const double predicted = r.seconds + free.seconds;
-  MESSAGE(fmt::format("copies {}, predicted {:.3f} s (copies {:.3f} s + compute {:.3f} s), "
-                      "measured {:.3f} s",
-                      r.gpu_copies, predicted, r.seconds, free.seconds, slow.seconds));
+  MESSAGE(
+      fmt::format("copies {}, predicted {:.3f} s (copies {:.3f} s + compute {:.3f} s), "
+                  "measured {:.3f} s",
+                  r.gpu_copies, predicted, r.seconds, free.seconds, slow.seconds));
   CHECK(r.gpu_copies > 150);
   CHECK(std::abs(predicted - slow.seconds) / slow.seconds < 0.15);
   const double tok = double(trace.tokens());

@@ -63,6 +63,14 @@ void run_tune(const TuneArgs& a) {
       "prefetch (no demand copy); PCIe/t = bytes copied per token; decode/s and prefill/s = "
       "predicted tokens per second; prec/recall = the predictor's\n");
 
+  std::string curve =
+      fmt::format("hit rate against GPU cache size (no prefetch, global slots):\n{:>12}", "slots");
+  for (int x : r.curves.front().sizes) curve += fmt::format(" {:>6}", x);
+  for (const TuneReport::Curve& c : r.curves) {
+    curve += fmt::format("\n{:>12}", c.policy);
+    for (double h : c.hit_rate) curve += fmt::format(" {:>5.1f}%", 100 * h);
+  }
+  fmt::print("{}\n", curve);
   const std::string stem = std::filesystem::path(a.out).replace_extension().string();
   const std::string hot_path = a.hot_out.empty() ? stem + ".hotset" : a.hot_out;
   const std::string plot = a.plot.empty() ? stem + ".svg" : a.plot;

@@ -210,3 +210,33 @@ TEST_CASE("tune: the best configuration beats or matches the default in replay, 
   CHECK(loaded.predictor.kind == r.rows.front().candidate.replay.predictor);
   CHECK(format_curves_svg(r).find("<polyline") != std::string::npos);
 }
+
+TEST_CASE("tune: the tuned configuration is at least as fast as the default in a real run") {
+  // The host-only backend with copies throttled to 1 ms each stands for a PCIe-bound machine;
+  // the tuner's cost model gets that copy rate and the compute measured with free copies.
+  auto m = Model::load(demo_path());
+  auto b = make_cpu_reference_backend();
+  const auto reqs = requests(*m, 2, 24, 10);
+  const RoutingTrace trace = record(*m, *b, reqs);
+  const double copy_s = 0.001, rate = double(trace.header.expert_bytes) / copy_s;
+  TuneOptions o;
+  o.hardware = load_hardware_profile("rtx4090", test::fixture_dir() + "/../../configs/hardware");
+  o.hardware.pcie = rate;
+  o.hardware.gpu_kernel_rate = 1e18;
+  o.gpu_slots = 40;
+  ReplayConfig def;
+  def.gpu_slots = o.gpu_slots;
+  const Measured free = run_offload(*m, *b, reqs, def, 0);
+  o.step_seconds = free.seconds / double(trace.steps.size());
+  o.token_seconds = 0;
+  const TuneReport r = tune(trace, load_model_shape(demo_path()), o);
+  const TuneCandidate& best = r.rows.front().candidate;
+  ReplayConfig tuned = best.replay;
+  tuned.hot_set = r.hot_set;
+  const Measured mt = run_offload(*m, *b, reqs, tuned, rate);
+  const Measured md = run_offload(*m, *b, reqs, def, rate);
+  MESSAGE(fmt::format("tuned ({}): {:.3f} s, hit {:.3f}; default: {:.3f} s, hit {:.3f}",
+                      best.label(), mt.seconds, mt.t.hit_rate(), md.seconds, md.t.hit_rate()));
+  CHECK(r.rows.front().result.seconds <= r.rows[r.default_row].result.seconds);
+  CHECK(mt.seconds <= md.seconds * 1.05);
+}

@@ -74,7 +74,9 @@ Measured run_offload(const Model& m, Backend& b, const std::vector<TraceRequest>
   o.config.predictor.kind = rc.predictor;
   o.config.predictor.horizon = rc.horizon;
   o.config.predictor.threshold = rc.threshold;
-  o.config.cache.miss_path = rc.miss_path;
+  // offload.mode replaces cache.miss_path where the hybrid scheduler's configuration is merged.
+  set_offload_key(o.config, runtime_has_offload_mode() ? "offload.mode" : "cache.miss_path",
+                  rc.miss_path == MissPath::kCpu ? "cpu" : "stream", "test");
   o.gpu_slots = rc.gpu_slots;
   // Synchronous copies: each lands inside copy(), so prefetches have landed when the next layer
   // is planned (the replay's timing assumption) and a throttled copy's time is on the clock.

@@ -1,5 +1,6 @@
 #include "cache/routing_trace.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/error.h"
@@ -127,6 +128,16 @@ int64_t RoutingTrace::tokens() const {
   int64_t n = 0;
   for (const TraceStep& s : steps) n += s.T;
   return n;
+}
+
+void lookahead_logits(const TraceLayer& l, int T, int n_experts, int ahead,
+                      std::vector<float>& out) {
+  const size_t row = size_t(ahead) * size_t(n_experts),
+               stride = size_t(l.ahead) * size_t(n_experts);
+  out.resize(size_t(T) * row);
+  for (int t = 0; t < T; ++t)
+    std::copy_n(l.logits.begin() + ptrdiff_t(size_t(t) * stride), row,
+                out.begin() + ptrdiff_t(size_t(t) * row));
 }
 
 uint64_t encoded_step_bytes(const TraceHeader& h, const TraceStep& s) {

@@ -66,6 +66,11 @@ struct RoutingTrace {
   int64_t tokens() const;  // tokens over all steps
 };
 
+// The logits of the nearest `ahead` (<= l.ahead) layers of a recorded layer, as a predictor's
+// on_lookahead() wants them: out [T][ahead * n_experts].
+void lookahead_logits(const TraceLayer& l, int T, int n_experts, int ahead,
+                      std::vector<float>& out);
+
 // Encoded size of one step (what the cap counts).
 uint64_t encoded_step_bytes(const TraceHeader& h, const TraceStep& s);
 

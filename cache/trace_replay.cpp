@@ -127,12 +127,7 @@ ReplayResult replay_trace(const RoutingTrace& trace, const ReplayConfig& cfg) {
       predictor->on_routing(routing);
       const int ahead = std::min(predictor->lookahead(), l.ahead);
       if (ahead > 0) {
-        // The recorded logits hold l.ahead layers per token; the predictor wants `ahead`.
-        logits.resize(size_t(step.T) * size_t(ahead) * size_t(E));
-        for (int t = 0; t < step.T; ++t)
-          std::copy_n(l.logits.begin() + ptrdiff_t(size_t(t) * size_t(l.ahead) * size_t(E)),
-                      size_t(ahead) * size_t(E),
-                      logits.begin() + ptrdiff_t(size_t(t) * size_t(ahead) * size_t(E)));
+        lookahead_logits(l, step.T, E, ahead, logits);
         predictor->on_lookahead(l.layer, ahead, step.T, logits.data());
       }
       const Prediction prediction = predictor->predict(l.layer);

@@ -42,7 +42,7 @@ CapacityPlan plan_capacity(const ModelShape& s, const HardwareProfile& hw,
   const double L = s.n_moe_layers, k = s.k;
   const double hits = k * p.gpu_hit, miss = k - hits;
   const double nvme_per_layer = k * (1 - p.ram_hit);
-  p.t_dense = double(s.dense_bytes) / hw.vram_bw +
+  p.t_dense = double(s.dense_bytes - s.embed_bytes) / hw.vram_bw +
               double(o.context / 2) * double(s.kv_bytes_per_token) / hw.vram_bw;
   p.t_nvme = L * nvme_per_layer * cost.nvme_seconds();
   double best = 1e30;

@@ -31,6 +31,7 @@ ModelShape model_shape_from_config(const ModelConfig& c, const std::string& name
   const double routers = double(s.n_moe_layers) * double(c.n_experts) * double(H) * 4;
   const double norms = double(c.n_layers) * (2.0 * double(H) + 2.0 * c.head_dim) * 4;
   s.dense_bytes = uint64_t(q8 * (double(c.n_layers) * attn + embed + dense_mlp) + routers + norms);
+  s.embed_bytes = c.tie_word_embeddings ? 0 : uint64_t(q8 * double(c.vocab_size) * double(H));
   s.kv_bytes_per_token = uint64_t(c.n_layers) * 2 * uint64_t(c.kv_dim()) * 2;
   s.active_params = double(c.n_layers) * attn + dense_mlp + double(H) * double(c.vocab_size) +
                     double(s.n_moe_layers) * double(s.k) * 3.0 * double(H) * double(I);

@@ -17,6 +17,7 @@ struct ModelShape {
   int n_layers = 0, n_moe_layers = 0, n_experts = 0, k = 0, hidden = 0;
   uint64_t expert_bytes = 0;        // one expert blob (gate, up, down)
   uint64_t dense_bytes = 0;         // every non-expert weight
+  uint64_t embed_bytes = 0;         // of which the input embedding (decode reads one row of it)
   uint64_t kv_bytes_per_token = 0;  // all layers, K and V, fp16
   double active_params = 0;         // parameters one token uses (dense + k experts per layer)
 

@@ -128,15 +128,12 @@ void TraceRecorder::forward(int layer, const float* x, int T, const int32_t* ids
       }
     }
     const LayerRouting routing{layer, T, K, l.ids.data(), l.weights.data()};
+    std::vector<float> lg;
     for (Predictor* p : {lookahead_.get(), coactivation_.get()}) {
       p->on_routing(routing);
       const int ahead = std::min(p->lookahead(), l.ahead);
       if (ahead > 0) {
-        std::vector<float> lg(size_t(T) * size_t(ahead) * size_t(E));
-        for (int t = 0; t < T; ++t)
-          std::copy_n(l.logits.begin() + ptrdiff_t(size_t(t) * size_t(l.ahead) * size_t(E)),
-                      size_t(ahead) * size_t(E),
-                      lg.begin() + ptrdiff_t(size_t(t) * size_t(ahead) * size_t(E)));
+        lookahead_logits(l, T, E, ahead, lg);
         p->on_lookahead(layer, ahead, T, lg.data());
       }
       std::vector<ExpertId>& dst = p == lookahead_.get() ? l.pred_lookahead : l.pred_coactivation;

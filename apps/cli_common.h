@@ -55,5 +55,8 @@ void register_tokenize(CLI::App& app);
 void register_bench_tokenizer(CLI::App& app);
 void register_template(CLI::App& app);
 void register_chat(CLI::App& app);
+void register_trace(CLI::App& app);
+void register_tune(CLI::App& app);
+void register_plan(CLI::App& app);
 
 }  // namespace cs::cli

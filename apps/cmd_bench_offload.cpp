@@ -17,6 +17,7 @@
 #include "apps/offload_cli.h"
 #include "common/error.h"
 #include "common/units.h"
+#include "offload/nvml.h"
 #include "runtime/engine/offload_locator.h"
 #include "runtime/engine/session.h"
 
@@ -146,7 +147,7 @@ Result run_variant(const Model& model, const ExpertLocator* loc, const Variant& 
     r.experts_per_layer = layers ? used / layers : 0;
   }
   r.vram_peak = rt.backend().memory_used();
-  fmt::print(stderr, "{}", ex.describe());
+  fmt::print(stderr, "{}{}\n", ex.describe(), nvml_summary(v.cfg.device.gpu));
   return r;
 }
 

@@ -16,6 +16,7 @@
 #include "apps/cmd_chat.h"
 #include "common/error.h"
 #include "common/units.h"
+#include "offload/nvml.h"
 #include "runtime/chat/chat_session.h"
 #include "runtime/engine/session.h"
 #include "runtime/tokenizer/tokenizer.h"
@@ -260,6 +261,7 @@ class Repl {
     } else {
       t += "offload: off (every expert resident; --config or the offload flags turn it on)\n";
     }
+    t += nvml_summary() + "\n";
     fmt::print("{}{}{}", style_.dim(), t, style_.reset());
   }
 

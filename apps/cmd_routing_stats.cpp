@@ -9,22 +9,16 @@
 #include "apps/cli_common.h"
 #include "apps/eval_input.h"
 #include "apps/progress.h"
+#include "apps/routing_report.h"
 #include "common/error.h"
 #include "runtime/eval/perplexity.h"
 #include "runtime/eval/routing_stats.h"
 
 namespace cs::cli {
-namespace {
 
-struct RoutingArgs {
-  std::string model, file, ids_file, json, device = "auto";
-  int ctx = 0;
-  int64_t max_tokens = 0;
-};
-
-void print_report(const RoutingStats::Report& r, double ppl) {
-  fmt::print("{} requests, {} tokens, {} experts per layer, top-{}; perplexity {:.3f}\n",
-             r.requests, r.tokens, r.n_experts, r.k, ppl);
+void print_routing_report(const RoutingStats::Report& r, double ppl) {
+  fmt::print("{} requests, {} tokens, {} experts per layer, top-{}{}\n", r.requests, r.tokens,
+             r.n_experts, r.k, ppl > 0 ? fmt::format("; perplexity {:.3f}", ppl) : "");
   std::string caps;
   if (!r.layers.empty())
     for (int c : r.layers[0].lru_capacities)
@@ -53,6 +47,14 @@ void print_report(const RoutingStats::Report& r, double ppl) {
       "of a per-layer LRU cache of C experts\n");
 }
 
+namespace {
+
+struct RoutingArgs {
+  std::string model, file, ids_file, json, device = "auto";
+  int ctx = 0;
+  int64_t max_tokens = 0;
+};
+
 void run_routing_stats(const RoutingArgs& a) {
   auto model = Model::load(a.model);
   const ModelConfig& c = model->config();
@@ -79,7 +81,7 @@ void run_routing_stats(const RoutingArgs& a) {
   bar.finish();
   session.transformer().set_routing_observer({});
   const RoutingStats::Report r = stats.report();
-  print_report(r, pr.perplexity());
+  print_routing_report(r, pr.perplexity());
   if (!a.json.empty()) {
     nlohmann::json j = to_json(r);
     j["model"] = a.model;

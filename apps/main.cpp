@@ -24,6 +24,9 @@ int main(int argc, char** argv) {
   cs::cli::register_bench_tokenizer(app);
   cs::cli::register_template(app);
   cs::cli::register_chat(app);
+  cs::cli::register_trace(app);
+  cs::cli::register_tune(app);
+  cs::cli::register_plan(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

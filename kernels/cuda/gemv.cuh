@@ -86,48 +86,80 @@ __device__ __forceinline__ float chunk_dot(const uint4 w, const float4* x4) {
   return s;
 }
 
-// One loaded chunk with its group scale (and min), ready for chunk_dot.
-struct Chunk {
-  uint4 w;
-  float d, m;
+// A weight matrix prepared for chunked reads: data, and for Q4/Q8 scales (and mins), with the
+// row strides and the shift from a chunk index to its scale index (chunks per group is a power
+// of two, see gemv_vec_ok). Built once per matrix, so a chunk's address is one multiply-add.
+struct MatRef {
+  const uint8_t* w = nullptr;
+  const uint16_t* s = nullptr;
+  const uint16_t* m = nullptr;
+  int64_t rb = 0;  // bytes per row
+  int gpr = 0;     // scales per row
+  int gsh = 0;     // chunk index >> gsh = group index
 };
 
-// Loads chunk c of row `row` of a vectorisable view (see gemv_vec_ok). Weights are read once:
-// streaming loads keep them from evicting activations in the caches.
 template <DType DT>
-__device__ __forceinline__ Chunk load_chunk(const MatView& v, int64_t row, int c) {
-  Chunk k;
-  k.w = __ldcs(reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(v.data) +
-                                              row * row_bytes<DT>(v.cols) + int64_t(c) * 16));
-  k.d = 1.0f;
-  k.m = 0.0f;
+__device__ __forceinline__ MatRef mat_ref(const MatView& v) {
+  MatRef r;
+  r.w = static_cast<const uint8_t*>(v.data);
+  r.rb = row_bytes<DT>(v.cols);
   if constexpr (is_quant<DT>()) {
-    const int64_t g = row * (v.cols / v.group) + int64_t(c) * weights_per_chunk<DT>() / v.group;
-    k.d = f16(v.scales[g]);
-    if (DT == DType::kQ4 && v.mins) k.m = f16(v.mins[g]);
+    r.s = v.scales;
+    r.m = v.mins;
+    r.gpr = v.group > 0 ? int(v.cols) / v.group : 0;
+    r.gsh = __ffs(max(v.group / weights_per_chunk<DT>(), 1)) - 1;
   }
-  return k;
+  return r;
 }
 
-// The contribution of a loaded chunk: x4 holds the chunk's inputs, sxc their sum (Q4 only).
+// Chunk c of row `row` as raw bits: streaming loads (weights are read once and must not evict the
+// activations from the caches).
+__device__ __forceinline__ uint4 load_w(const MatRef& r, int row, int c) {
+  return __ldcs(reinterpret_cast<const uint4*>(r.w + row * r.rb) + c);
+}
+
+// The chunk's group scale (low 16 bits) and min (high 16 bits, Q4 asymmetric) as packed fp16.
 template <DType DT>
-__device__ __forceinline__ float chunk_value(const Chunk& k, const float4* x4, float sxc,
-                                             bool asymmetric) {
-  const float s = chunk_dot<DT>(k.w, x4);
-  if constexpr (DT == DType::kQ4)
-    return asymmetric ? k.d * (64.0f * s - 128.0f * sxc) + k.m * sxc
-                      : k.d * (64.0f * s - 136.0f * sxc);
-  else if constexpr (DT == DType::kQ8)
-    return k.d * s;
-  else
-    return s;
+__device__ __forceinline__ uint32_t load_dm(const MatRef& r, int row, int c) {
+  if constexpr (!is_quant<DT>()) {
+    return 0;
+  } else {
+    const int64_t g = int64_t(row) * r.gpr + (c >> r.gsh);
+    uint32_t dm = __ldcs(r.s + g);
+    if (DT == DType::kQ4 && r.m) dm |= uint32_t(__ldcs(r.m + g)) << 16;
+    return dm;
+  }
 }
 
-// Whether rows of `v` can be read in aligned 16-byte chunks (always true for Q4/Q8 views).
+// The contribution of a chunk (bits w, packed scale/min dm): x4 holds the chunk's inputs, sxc
+// their sum (Q4 only).
+template <DType DT>
+__device__ __forceinline__ float chunk_value(uint4 w, uint32_t dm, const float4* x4, float sxc,
+                                             bool asymmetric) {
+  const float s = chunk_dot<DT>(w, x4);
+  if constexpr (DT == DType::kQ4) {
+    const float d = f16(uint16_t(dm & 0xffffu));
+    return asymmetric ? d * (64.0f * s - 128.0f * sxc) + f16(uint16_t(dm >> 16)) * sxc
+                      : d * (64.0f * s - 136.0f * sxc);
+  } else if constexpr (DT == DType::kQ8) {
+    return f16(uint16_t(dm & 0xffffu)) * s;
+  } else {
+    return s;
+  }
+}
+
+// Whether rows of `v` can be read in aligned 16-byte chunks: aligned data, whole chunks per row,
+// and for Q4/Q8 whole chunks per scale group, a power of two of them.
 template <DType DT>
 __device__ __forceinline__ bool gemv_vec_ok(const MatView& v) {
-  return reinterpret_cast<uintptr_t>(v.data) % 16 == 0 && row_bytes<DT>(v.cols) % 16 == 0 &&
-         v.cols % weights_per_chunk<DT>() == 0;
+  constexpr int WPC = weights_per_chunk<DT>();
+  bool ok = reinterpret_cast<uintptr_t>(v.data) % 16 == 0 && row_bytes<DT>(v.cols) % 16 == 0 &&
+            v.cols % WPC == 0;
+  if constexpr (is_quant<DT>()) {
+    const int cpg = v.group / WPC;
+    ok = ok && v.group % WPC == 0 && cpg > 0 && (cpg & (cpg - 1)) == 0 && v.cols % v.group == 0;
+  }
+  return ok;
 }
 
 // Stages `segments` consecutive input vectors of C values each (one per expert in moe_down, else

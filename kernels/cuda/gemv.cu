@@ -22,16 +22,16 @@ namespace cs::cuda {
 namespace {
 
 constexpr int kWarps = 4;  // warps per block
-constexpr int kRows = 2;   // output rows per warp (per matrix)
-constexpr int kRowsPerBlock = kWarps * kRows;
 constexpr int kMaxSmem = 96 * 1024;
 
 enum class Mode { kDense, kGateUp, kDown };
 
-// Chunks per lane and row in one batch: 16 loads in flight per lane in every mode.
+// A warp owns R output rows (of each matrix) and loads U chunks per lane and row in one batch:
+// R x U x matrices = 16 loads per lane in flight. Short rows (few chunks per lane) take more
+// rows per warp, so the batch stays full (30B gate+up: 2 chunks per lane, 4 rows of 2 matrices).
 template <Mode M>
-constexpr int batch_chunks() {
-  return M == Mode::kGateUp ? 4 : 8;
+constexpr int matrices() {
+  return M == Mode::kGateUp ? 2 : 1;
 }
 
 struct Params {
@@ -44,10 +44,10 @@ struct Params {
   int N = 0, C = 0;
 };
 
-template <DType DT, Mode M>
-__global__ void __launch_bounds__(kWarps* kWarp, 4) gemv_kernel(Params p) {
-  constexpr int NM = M == Mode::kGateUp ? 2 : 1;  // matrices per output row
-  constexpr int WPC = weights_per_chunk<DT>(), U = batch_chunks<M>();
+template <DType DT, Mode M, int kRows, int U>
+__global__ void __launch_bounds__(kWarps* kWarp, is_quant<DT>() ? 3 : 4) gemv_kernel(Params p) {
+  constexpr int NM = matrices<M>();  // matrices per output row
+  constexpr int WPC = weights_per_chunk<DT>(), kRowsPerBlock = kWarps * kRows;
   const int pair = blockIdx.y;
   // The MoE modes find their matrices through the routing ids: kGateUp's come from the kernel
   // just before (wait first); kDown's from two kernels back (complete once this one runs).
@@ -187,16 +187,36 @@ int resident_blocks(const void* kernel, size_t smem) {
   return cache[key] = std::max(1, per_sm) * std::max(1, sms);
 }
 
-template <DType DT, Mode M>
-cudaError_t launch_dt(const Params& p, int pairs, cudaStream_t s) {
-  const auto kernel = gemv_kernel<DT, M>;
+template <DType DT, Mode M, int R, int U>
+cudaError_t launch_ru(const Params& p, int pairs, cudaStream_t s) {
+  const auto kernel = gemv_kernel<DT, M, R, U>;
   const size_t smem = gemv_smem_bytes(DT, p.C);
-  const int tiles = (p.N + kRowsPerBlock - 1) / kRowsPerBlock;
+  const int tiles = (p.N + kWarps * R - 1) / (kWarps * R);
   // Persistent grid: the blocks that fit, shared over the pairs (each block loops over tiles).
   const int fit = resident_blocks(reinterpret_cast<const void*>(kernel), smem);
   const int gx = std::max(1, std::min(tiles, (fit + pairs - 1) / pairs));
   check_launch(launch_kernel(kernel, dim3(gx, pairs), kWarps * kWarp, smem, s, p));
   return cudaSuccess;
+}
+
+// Chunks per lane of a row of C values (0 when rows are not read in chunks).
+template <DType DT>
+int chunks_per_lane(int C) {
+  constexpr int WPC = weights_per_chunk<DT>();
+  return C % WPC ? 0 : (C / WPC + kWarp - 1) / kWarp;
+}
+
+template <DType DT, Mode M>
+cudaError_t launch_dt(const Params& p, int pairs, cudaStream_t s) {
+  const int cpl = chunks_per_lane<DT>(p.C);
+  if constexpr (matrices<M>() == 2) {
+    if (cpl >= 3) return launch_ru<DT, M, 2, 4>(p, pairs, s);
+    return launch_ru<DT, M, 4, 2>(p, pairs, s);
+  } else {
+    if (cpl >= 6) return launch_ru<DT, M, 2, 8>(p, pairs, s);
+    if (cpl >= 3) return launch_ru<DT, M, 4, 4>(p, pairs, s);
+    return launch_ru<DT, M, 8, 2>(p, pairs, s);
+  }
 }
 
 template <Mode M>
@@ -216,13 +236,32 @@ cudaError_t launch(DType dt, const Params& p, int pairs, cudaStream_t s) {
   return cudaErrorInvalidValue;
 }
 
-template <Mode M>
-cudaError_t raise_smem_limit() {
-  for (auto f :
-       {gemv_kernel<DType::kF32, M>, gemv_kernel<DType::kF16, M>, gemv_kernel<DType::kBF16, M>,
-        gemv_kernel<DType::kQ8, M>, gemv_kernel<DType::kQ4, M>}) {
+template <DType DT, Mode M>
+cudaError_t raise_smem_limit_dt() {
+  const void* fs[3];
+  if constexpr (matrices<M>() == 2) {
+    fs[0] = reinterpret_cast<const void*>(gemv_kernel<DT, M, 2, 4>);
+    fs[1] = reinterpret_cast<const void*>(gemv_kernel<DT, M, 4, 2>);
+    fs[2] = fs[1];
+  } else {
+    fs[0] = reinterpret_cast<const void*>(gemv_kernel<DT, M, 2, 8>);
+    fs[1] = reinterpret_cast<const void*>(gemv_kernel<DT, M, 4, 4>);
+    fs[2] = reinterpret_cast<const void*>(gemv_kernel<DT, M, 8, 2>);
+  }
+  for (const void* f : fs) {
     const cudaError_t e =
         cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmem);
+    if (e != cudaSuccess) return e;
+  }
+  return cudaSuccess;
+}
+
+template <Mode M>
+cudaError_t raise_smem_limit() {
+  for (auto f : {raise_smem_limit_dt<DType::kF32, M>, raise_smem_limit_dt<DType::kF16, M>,
+                 raise_smem_limit_dt<DType::kBF16, M>, raise_smem_limit_dt<DType::kQ8, M>,
+                 raise_smem_limit_dt<DType::kQ4, M>}) {
+    const cudaError_t e = f();
     if (e != cudaSuccess) return e;
   }
   return cudaSuccess;

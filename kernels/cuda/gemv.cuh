@@ -164,58 +164,41 @@ __device__ __forceinline__ bool gemv_vec_ok(const MatView& v) {
 
 // Stages `segments` consecutive input vectors of C values each (one per expert in moe_down, else
 // one) in shared memory: chunk-interleaved per segment when `vec` (see above), in plain order
-// otherwise. For Q4 also the sum of each 32-value chunk (sx, in chunk order). Loads are issued
-// four at a time and the sums are taken from shared memory, so staging costs a few L2 round trips,
-// not one per element. Ends with a barrier.
+// otherwise. For Q4 also the sum of each 32-value chunk (sx, in chunk order). A thread takes a
+// whole chunk: it loads the chunk's float4s together, writes float4 k to xs4[k * nch + c] (the
+// threads of a warp write consecutive float4s: no bank conflicts) and sums the chunk in
+// registers, so staging costs one L2 round trip per chunk a thread owns and no index division
+// per element. Ends with a barrier.
 template <DType DT>
 __device__ __forceinline__ void stage_input(const float* x, int C, int segments, bool vec,
                                             float* xs, float* sx) {
   constexpr int WPC = weights_per_chunk<DT>(), F4 = float4_per_chunk<DT>();
-  const int total = C * segments, nch = C / WPC;
   const int step = blockDim.x;
-  if (vec && nch > 0) {
-    // Destination float4 q4 of segment seg holds float4 k of chunk c: source float4
-    // seg * C/4 + c * F4 + k. Consecutive threads write consecutive float4s.
-    const int n4 = total / 4, seg4 = C / 4;
+  if (vec && C % WPC == 0 && C >= WPC) {
+    const int nch = C / WPC, total = nch * segments;
     float4* xs4 = reinterpret_cast<float4*>(xs);
     const bool aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0;
-    for (int base = threadIdx.x; base < n4; base += 4 * step) {
-      float4 v[4];
+    for (int i = threadIdx.x; i < total; i += step) {
+      const int seg = i / nch, c = i - seg * nch;
+      const float* src = x + int64_t(seg) * C + int64_t(c) * WPC;
+      float4 v[F4];
 #pragma unroll
-      for (int u = 0; u < 4; ++u) {
-        const int q4 = base + u * step;
-        if (q4 >= n4) continue;
-        const int seg = q4 / seg4, f = q4 % seg4, k = f / nch, c = f % nch;
-        const int src = seg * seg4 + c * F4 + k;
-        if (aligned) {
-          v[u] = reinterpret_cast<const float4*>(x)[src];
-        } else {
-          const float* p = x + int64_t(src) * 4;
-          v[u] = make_float4(p[0], p[1], p[2], p[3]);
-        }
+      for (int k = 0; k < F4; ++k)
+        v[k] = aligned ? reinterpret_cast<const float4*>(src)[k]
+                       : make_float4(src[4 * k], src[4 * k + 1], src[4 * k + 2], src[4 * k + 3]);
+      float4* dst = xs4 + seg * (C / 4) + c;
+      float sum = 0.0f;
+#pragma unroll
+      for (int k = 0; k < F4; ++k) {
+        dst[k * nch] = v[k];
+        sum += (v[k].x + v[k].y) + (v[k].z + v[k].w);
       }
-#pragma unroll
-      for (int u = 0; u < 4; ++u)
-        if (base + u * step < n4) xs4[base + u * step] = v[u];
+      if constexpr (DT == DType::kQ4) sx[i] = sum;
     }
     __syncthreads();
-    if constexpr (DT == DType::kQ4) {  // chunk c of segment seg: 8 float4s, nch apart
-      for (int cc = threadIdx.x; cc < total / 32; cc += step) {
-        const int seg = cc / nch, c = cc % nch;
-        const float4* s4 = xs4 + seg * seg4 + c;
-        float sum = 0.0f;
-#pragma unroll
-        for (int k = 0; k < 8; ++k) {
-          const float4 a = s4[k * nch];
-          sum += (a.x + a.y) + (a.z + a.w);
-        }
-        sx[cc] = sum;
-      }
-      __syncthreads();
-    }
     return;
   }
-  for (int q = threadIdx.x; q < total; q += step) xs[q] = x[q];
+  for (int q = threadIdx.x; q < C * segments; q += step) xs[q] = x[q];
   __syncthreads();
 }
 

@@ -32,7 +32,8 @@ struct DownParams {
 };
 
 template <DType DT>
-__global__ void __launch_bounds__(kWarps* kWarp, 4) moe_down_kernel(DownParams p) {
+__global__ void __launch_bounds__(kWarps* kWarp, is_quant<DT>() ? 3 : 4)
+    moe_down_kernel(DownParams p) {
   constexpr int WPC = weights_per_chunk<DT>();
   const int t = blockIdx.y, K = p.K, I = p.I;
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;

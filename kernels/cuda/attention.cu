@@ -14,8 +14,6 @@ namespace {
 constexpr int kWarps = 4;
 constexpr int kMaxD = 256;
 constexpr int kMaxDims = kMaxD / kWarp;  // head dims per lane
-constexpr int kKBatch = 8;               // float4 loads of a key row in flight per lane
-constexpr int kVBatch = 4;               // value rows in flight per warp
 // The workspace starts with one merge counter per (row, head), zero between launches; slices
 // split only when rows x heads < 2 x SMs, so 4096 counters always suffice.
 constexpr int kCounters = 4096;
@@ -106,21 +104,11 @@ __global__ void __launch_bounds__(kWarps* kWarp) attention_split_kernel(AttnPara
     const int key = kb + lane;
     float sc = -INFINITY;
     if (key < k_end) {
-      // kKBatch loads of the key row in flight before they are used (a loop of one load per
-      // step waits for each in turn).
       const KT* kr = K + int64_t(key) * kv_stride;
       float dot = 0.0f;
-      for (int d0 = 0; d0 < D; d0 += 4 * kKBatch) {
-        float4 kv[kKBatch];
-#pragma unroll
-        for (int u = 0; u < kKBatch; ++u)
-          kv[u] = d0 + 4 * u < D ? load4<KT>(kr + d0 + 4 * u) : make_float4(0, 0, 0, 0);
-#pragma unroll
-        for (int u = 0; u < kKBatch; ++u)
-          if (d0 + 4 * u < D) {
-            const float4 qv = q4[d0 / 4 + u];
-            dot += kv[u].x * qv.x + kv[u].y * qv.y + kv[u].z * qv.z + kv[u].w * qv.w;
-          }
+      for (int d = 0; d < D; d += 4) {
+        const float4 kv = load4<KT>(kr + d), qv = q4[d / 4];
+        dot += kv.x * qv.x + kv.y * qv.y + kv.z * qv.z + kv.w * qv.w;
       }
       sc = dot * p.scale;
     }
@@ -130,25 +118,13 @@ __global__ void __launch_bounds__(kWarps* kWarp) attention_split_kernel(AttnPara
     l = l * corr + warp_sum(pr);
 #pragma unroll
     for (int i = 0; i < kMaxDims; ++i) acc[i] *= corr;
-    // Value rows kVBatch at a time: their loads are issued together, then used in key order.
     const int nv = min(kWarp, k_end - kb);
-    for (int j0 = 0; j0 < nv; j0 += kVBatch) {
-      float vv[kVBatch][kMaxDims];
+    for (int jj = 0; jj < nv; ++jj) {
+      const float pj = __shfl_sync(0xffffffffu, pr, jj);
+      const KT* vr = V + int64_t(kb + jj) * kv_stride;
 #pragma unroll
-      for (int b = 0; b < kVBatch; ++b) {
-        const KT* vr = V + int64_t(kb + min(j0 + b, nv - 1)) * kv_stride;
-#pragma unroll
-        for (int i = 0; i < kMaxDims; ++i)
-          vv[b][i] = j0 + b < nv && lane + i * kWarp < D ? to_f(vr[lane + i * kWarp]) : 0.0f;
-      }
-#pragma unroll
-      for (int b = 0; b < kVBatch; ++b) {
-        const float pj = __shfl_sync(0xffffffffu, pr, (j0 + b) % kWarp);
-        if (j0 + b < nv)
-#pragma unroll
-          for (int i = 0; i < kMaxDims; ++i)
-            if (lane + i * kWarp < D) acc[i] += pj * vv[b][i];
-      }
+      for (int i = 0; i < kMaxDims; ++i)
+        if (lane + i * kWarp < D) acc[i] += pj * to_f(vr[lane + i * kWarp]);
     }
     m = m_new;
   }

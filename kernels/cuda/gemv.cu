@@ -28,8 +28,7 @@ enum class Mode { kDense, kGateUp, kDown };
 
 // A warp owns R output rows (of each matrix) and loads U chunks per lane and row in one batch:
 // R x U x matrices = 16 loads per lane in flight. Short rows (few chunks per lane) take more
-// rows per warp, so the batch stays full (30B gate+up: 2 chunks per lane, 4 rows of 2 matrices);
-// long rows take one row per warp (o projection, F32 router: a whole row in one batch).
+// rows per warp, so the batch stays full (30B gate+up: 2 chunks per lane, 4 rows of 2 matrices).
 template <Mode M>
 constexpr int matrices() {
   return M == Mode::kGateUp ? 2 : 1;
@@ -214,7 +213,6 @@ cudaError_t launch_dt(const Params& p, int pairs, cudaStream_t s) {
     if (cpl >= 3) return launch_ru<DT, M, 2, 4>(p, pairs, s);
     return launch_ru<DT, M, 4, 2>(p, pairs, s);
   } else {
-    if (cpl >= 12) return launch_ru<DT, M, 1, 16>(p, pairs, s);
     if (cpl >= 6) return launch_ru<DT, M, 2, 8>(p, pairs, s);
     if (cpl >= 3) return launch_ru<DT, M, 4, 4>(p, pairs, s);
     return launch_ru<DT, M, 8, 2>(p, pairs, s);
@@ -240,16 +238,15 @@ cudaError_t launch(DType dt, const Params& p, int pairs, cudaStream_t s) {
 
 template <DType DT, Mode M>
 cudaError_t raise_smem_limit_dt() {
-  const void* fs[4];
+  const void* fs[3];
   if constexpr (matrices<M>() == 2) {
     fs[0] = reinterpret_cast<const void*>(gemv_kernel<DT, M, 2, 4>);
     fs[1] = reinterpret_cast<const void*>(gemv_kernel<DT, M, 4, 2>);
-    fs[2] = fs[3] = fs[1];
+    fs[2] = fs[1];
   } else {
     fs[0] = reinterpret_cast<const void*>(gemv_kernel<DT, M, 2, 8>);
     fs[1] = reinterpret_cast<const void*>(gemv_kernel<DT, M, 4, 4>);
     fs[2] = reinterpret_cast<const void*>(gemv_kernel<DT, M, 8, 2>);
-    fs[3] = reinterpret_cast<const void*>(gemv_kernel<DT, M, 1, 16>);
   }
   for (const void* f : fs) {
     const cudaError_t e =

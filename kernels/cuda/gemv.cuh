@@ -61,33 +61,27 @@ __device__ __forceinline__ float chunk_dot(const uint4 w, const float4* x4) {
       const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&v[k + 1]));
       s += dot4(a.x, a.y, b.x, b.y, x4[k / 2]);
     }
-  } else if constexpr (DT == DType::kQ8) {  // four independent dot4 chains, added as a tree
-    float p[4];
+  } else if constexpr (DT == DType::kQ8) {
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
       const int u = int(v[k]);
-      p[k] = dot4(float((u << 24) >> 24), float((u << 16) >> 24), float((u << 8) >> 24),
-                  float(u >> 24), x4[k]);
+      s += dot4(float((u << 24) >> 24), float((u << 16) >> 24), float((u << 8) >> 24),
+                float(u >> 24), x4[k]);
     }
-    s = (p[0] + p[1]) + (p[2] + p[3]);
-  } else {
-    // Q4: byte j of the chunk holds weight j (low nibble) and j + 16 (high nibble). Eight
-    // independent chains of four products (not one chain of 32 dependent FMAs: the FMA latency
-    // then bounds a warp's rate, and the GEMV becomes issue-bound far below the memory rate).
-    float p[8];
+  } else {  // Q4: byte j of the chunk holds weight j (low nibble) and j + 16 (high nibble)
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
       const uint32_t lo = v[k] & 0x0f0f0f0fu, hi = (v[k] >> 4) & 0x0f0f0f0fu;
-      p[k] = dot4(__uint_as_float(__byte_perm(lo, 0x40000000u, 0x7044)),
-                  __uint_as_float(__byte_perm(lo, 0x40000000u, 0x7144)),
-                  __uint_as_float(__byte_perm(lo, 0x40000000u, 0x7244)),
-                  __uint_as_float(__byte_perm(lo, 0x40000000u, 0x7344)), x4[k]);
-      p[4 + k] = dot4(__uint_as_float(__byte_perm(hi, 0x40000000u, 0x7044)),
-                      __uint_as_float(__byte_perm(hi, 0x40000000u, 0x7144)),
-                      __uint_as_float(__byte_perm(hi, 0x40000000u, 0x7244)),
-                      __uint_as_float(__byte_perm(hi, 0x40000000u, 0x7344)), x4[4 + k]);
+      const float4 xl = x4[k], xh = x4[4 + k];
+      s += __uint_as_float(__byte_perm(lo, 0x40000000u, 0x7044)) * xl.x;
+      s += __uint_as_float(__byte_perm(lo, 0x40000000u, 0x7144)) * xl.y;
+      s += __uint_as_float(__byte_perm(lo, 0x40000000u, 0x7244)) * xl.z;
+      s += __uint_as_float(__byte_perm(lo, 0x40000000u, 0x7344)) * xl.w;
+      s += __uint_as_float(__byte_perm(hi, 0x40000000u, 0x7044)) * xh.x;
+      s += __uint_as_float(__byte_perm(hi, 0x40000000u, 0x7144)) * xh.y;
+      s += __uint_as_float(__byte_perm(hi, 0x40000000u, 0x7244)) * xh.z;
+      s += __uint_as_float(__byte_perm(hi, 0x40000000u, 0x7344)) * xh.w;
     }
-    s = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
   }
   return s;
 }

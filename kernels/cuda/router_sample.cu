@@ -19,12 +19,7 @@ __device__ __forceinline__ void warp_best(float& v, int& i) {
   }
 }
 
-// One warp per token. The j-th pick is the best expert ranked after the (j-1)-th pick. The first
-// kCached logits per lane (E <= 256 covers every router here) are loaded once, together, into
-// registers; the picks stay in registers until one store per lane at the end. The arithmetic is
-// the same, in the same order, as reading each logit from memory per pass.
-constexpr int kCached = 8;
-
+// One warp per token. The j-th pick is the best expert ranked after the (j-1)-th pick.
 __global__ void router_kernel(const float* logits, int T, int E, int k, bool renormalize,
                               int32_t* ids, float* weights) {
   pdl_wait();
@@ -33,45 +28,33 @@ __global__ void router_kernel(const float* logits, int T, int E, int k, bool ren
   const int t = blockIdx.x * (blockDim.x / kWarp) + threadIdx.x / kWarp;
   if (t >= T) return;
   const float* l = logits + int64_t(t) * E;
-  float cached[kCached];
-#pragma unroll
-  for (int u = 0; u < kCached; ++u) {
-    const int e = lane + u * kWarp;
-    cached[u] = e < E ? l[e] : 0.0f;
-  }
-  // f(logit, e) for this lane's experts e = lane, lane + 32, ... in order.
-  auto for_each = [&](auto&& f) {
-#pragma unroll
-    for (int u = 0; u < kCached; ++u)
-      if (lane + u * kWarp < E) f(cached[u], lane + u * kWarp);
-    for (int e = lane + kCached * kWarp; e < E; e += kWarp) f(l[e], e);
-  };
   float mx = -INFINITY;
-  for_each([&](float v, int) { mx = fmaxf(mx, v); });
+  for (int e = lane; e < E; e += kWarp) mx = fmaxf(mx, l[e]);
   mx = warp_max(mx);
   float sum = 0.0f;
-  for_each([&](float v, int) { sum += expf(v - mx); });
+  for (int e = lane; e < E; e += kWarp) sum += expf(l[e] - mx);
   sum = warp_sum(sum);
-  float prev_v = INFINITY, kept = 0.0f, mine_v = 0.0f;
-  int prev_i = -1, mine_i = 0;
+  float prev_v = INFINITY, kept = 0.0f;
+  int prev_i = -1;
   for (int j = 0; j < k; ++j) {
     float bv = -INFINITY;
     int bi = 0x7fffffff;
-    for_each([&](float v, int e) {
-      const float p = expf(v - mx) / sum;
+    for (int e = lane; e < E; e += kWarp) {
+      const float p = expf(l[e] - mx) / sum;
       const bool after = p < prev_v || (p == prev_v && e > prev_i);
       if (after && better(p, e, bv, bi)) bv = p, bi = e;
-    });
+    }
     warp_best(bv, bi);
     prev_v = bv;
     prev_i = bi;
     kept += bv;
-    if (lane == j) mine_v = bv, mine_i = bi;
+    if (lane == 0) {
+      ids[int64_t(t) * k + j] = bi;
+      weights[int64_t(t) * k + j] = bv;
+    }
   }
-  if (lane < k) {
-    ids[int64_t(t) * k + lane] = mine_i;
-    weights[int64_t(t) * k + lane] = renormalize ? mine_v / kept : mine_v;
-  }
+  __syncwarp();
+  if (renormalize && lane < k) weights[int64_t(t) * k + lane] /= kept;
 }
 
 // ---- sampling: one block of 1024 threads ----

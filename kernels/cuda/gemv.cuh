@@ -10,7 +10,7 @@
 // float with exponent 1 gives exactly 2 + q/64. A chunk's raw sum a = sum (2 + q/64) x then gives
 // sum q x = 64 a - 128 sx, with sx = sum x over the chunk (staged once per block), so a weight
 // costs one permute and one FMA; the -8 offset (symmetric) or the min (asymmetric) is applied
-// per chunk through sx (q4_finish).
+// per chunk through sx (chunk_value).
 #pragma once
 
 #include "kernels/cuda/device.cuh"

@@ -1,5 +1,6 @@
-// `coldstream bench`: measures the card first (device-memory copy rate), then the INT4 MoE decode
-// GEMV at the Qwen3-30B-A3B and Qwen3-235B-A22B expert shapes, MoE prefill against cuBLAS, and a
+// `coldstream bench`: measures the card first (device-memory copy rate), then the dense decode
+// GEMVs of the S30-fit shape, the INT4 MoE decode GEMV at the Qwen3-30B-A3B and Qwen3-235B-A22B
+// expert shapes, MoE prefill against cuBLAS, and a
 // whole model (a Hugging Face directory given with --model, or random weights built in memory at
 // the S30-fit shape) for decode tok/s against its bandwidth bound and prefill against the same
 // dense work through cuBLAS BF16. Prints a table and writes JSON.
@@ -238,6 +239,20 @@ void run_bench(const BenchArgs& a) {
       const char* name;
       int H, I;
     };
+    // Dense decode GEMVs at the S30-fit shapes: stacked q/k/v, o, router, lm_head (BF16), and
+    // lm_head in Q4.
+    fmt::print("\ndense decode GEMV (T = 1, S30-fit shapes):\n");
+    struct Dense {
+      DType dt;
+      int N, C;
+    };
+    for (const Dense& d : {Dense{DType::kBF16, 5120, 2048}, Dense{DType::kBF16, 2048, 4096},
+                           Dense{DType::kBF16, 128, 2048}, Dense{DType::kBF16, 151936, 2048},
+                           Dense{DType::kQ4, 151936, 2048}})
+      for (const auto& t : cuda_bench_gemv(a.device, d.dt, d.N, d.C, a.reps)) {
+        print_timing(t, bound);
+        out["dense_decode"].push_back(timing_json(t, bound));
+      }
     for (const Shape& sh :
          {Shape{"Qwen3-30B-A3B", 2048, 768}, Shape{"Qwen3-235B-A22B", 4096, 1536}}) {
       fmt::print("\nINT4 MoE decode GEMV, {} (8 experts of 3 x {} x {}, group 32):\n", sh.name,

@@ -69,6 +69,10 @@ std::vector<KernelTiming> cuda_bench_copy(int device, size_t bytes, int reps);
 std::vector<KernelTiming> cuda_bench_moe_decode(int device, int hidden, int inter, int k, int group,
                                                 int reps);
 
+// Decode GEMV (T = 1) of one N x C matrix of dtype BF16 or Q4 (group 32), weights rotated over
+// copies that exceed the L2 cache: on a stream and in a CUDA graph, checked against the CPU.
+std::vector<KernelTiming> cuda_bench_gemv(int device, DType dt, int N, int C, int reps);
+
 // Prefill of one MoE layer's experts for T tokens routed uniformly at random to K of E experts:
 // the grouped INT4 GEMM, the GEMV path, dequantize + cuBLAS BF16, and cuBLAS BF16 alone on
 // already-BF16 weights (the dense reference of the same work).

@@ -38,6 +38,9 @@ std::vector<KernelTiming> cuda_bench_copy(int, size_t, int) {
 std::vector<KernelTiming> cuda_bench_moe_decode(int, int, int, int, int, int) {
   no_cuda();
 }
+std::vector<KernelTiming> cuda_bench_gemv(int, DType, int, int, int) {
+  no_cuda();
+}
 std::vector<KernelTiming> cuda_bench_moe_prefill(int, int, int, int, int, int, int, int) {
   no_cuda();
 }

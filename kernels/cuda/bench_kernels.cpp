@@ -1,9 +1,11 @@
 // GPU micro-benchmarks for `coldstream bench` (declared in kernels/cuda_backend.h): copy rate,
-// INT4 MoE decode GEMV and MoE prefill paths against cuBLAS. CUDA events around back-to-back
-// launches, median of `reps` runs after warm-up; weights rotated over more bytes than the L2
-// cache so repeated runs do not read from it; every result checked against the CPU reference.
+// INT4 MoE decode GEMV, dense decode GEMVs and MoE prefill paths against cuBLAS. CUDA events around
+// back-to-back launches, median of `reps` runs after warm-up; weights rotated over more bytes than
+// the L2 cache so repeated runs do not read from it; every result checked against the CPU
+// reference.
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <numeric>
@@ -101,6 +103,77 @@ std::vector<KernelTiming> cuda_bench_moe_decode(int device, int H, int I, int K,
   check(cudaStreamEndCapture(s, &g), "capture");
   check(cudaGraphInstantiate(&ge, g, 0), "instantiate");
   r[1].name = "moe decode Q4, CUDA graph";
+  r[1].bytes = bytes;
+  r[1].max_rel_err = r[0].max_rel_err;
+  r[1].ms = median_ms(s, reps, 1, [&](int) { check(cudaGraphLaunch(ge, s), "graph"); }) / L;
+  cudaGraphExecDestroy(ge);
+  cudaGraphDestroy(g);
+  return r;
+}
+
+std::vector<KernelTiming> cuda_bench_gemv(int device, DType dt, int N, int C, int reps) {
+  check(cudaSetDevice(device), "cudaSetDevice");
+  if (dt != DType::kBF16 && dt != DType::kQ4)
+    fail(ErrorKind::kInvalidArgument, "bench gemv: dtype {} not measured", dtype_name(dt));
+  const CudaDeviceInfo info = cuda_device_info(device);
+  check(cuda::gemv_init(), "gemv_init");
+  Stream s;
+  const int group = 32;
+  const size_t data = dtype_data_bytes(dt, N, C);
+  const size_t scales = dt == DType::kQ4 ? size_t(N) * (C / group) * 2 : 0;
+  const size_t mat = (data + scales + 255) / 256 * 256;
+  // Enough copies that one pass over them is at least 4x the L2 cache (at least 2).
+  const int L = int(std::clamp<size_t>(4 * info.l2_bytes / mat + 1, 2, 64));
+  DeviceBuffer w(size_t(L) * mat), x(size_t(C) * 4), out(size_t(N) * 4);
+  std::vector<MatView> views(static_cast<size_t>(L));
+  for (int i = 0; i < L; ++i) {
+    MatView& v = views[size_t(i)];
+    uint8_t* base = w.get<uint8_t>() + size_t(i) * mat;
+    v.dtype = dt;
+    v.data = base;
+    v.rows = N;
+    v.cols = C;
+    if (dt == DType::kQ4) {
+      v.group = group;
+      v.scales = reinterpret_cast<const uint16_t*>(base + data);
+      check(cuda::fill_q4_codes(base, data, 77 + i, s), "fill");
+      const float d = 1.0f / (4.3f * std::sqrt(float(C)));
+      check(cuda::fill_uniform(base + data, DType::kF16, scales / 2, 0.5f * d, 1.5f * d, 78 + i, s),
+            "fill");
+    } else {
+      const float a = 1.0f / std::sqrt(float(C));
+      check(cuda::fill_uniform(base, dt, size_t(N) * C, -a, a, 77 + i, s), "fill");
+    }
+  }
+  check(cuda::fill_uniform(x.get(), DType::kF32, size_t(C), -1.0f, 1.0f, 98, s), "fill");
+  const double bytes = double(data + scales) + 4.0 * (C + N);
+  const std::string shape = fmt::format("{} gemv {} x {}", dtype_name(dt), N, C);
+  std::vector<KernelTiming> r(2);
+  r[0].name = shape + ", stream";
+  r[0].bytes = bytes;
+  r[0].ms = median_ms(s, reps, L, [&](int i) {
+    check(cuda::gemv(views[size_t(i % L)], x.get<float>(), 1, out.get<float>(), s), "gemv");
+  });
+  // Correctness: copy 0 against the CPU reference.
+  check(cuda::gemv(views[0], x.get<float>(), 1, out.get<float>(), s), "gemv");
+  check(cudaStreamSynchronize(s), "sync");
+  std::vector<uint8_t> hw(data + scales);
+  check(cudaMemcpy(hw.data(), views[0].data, hw.size(), cudaMemcpyDeviceToHost), "download");
+  MatView hv = views[0];
+  hv.data = hw.data();
+  if (dt == DType::kQ4) hv.scales = reinterpret_cast<const uint16_t*>(hw.data() + data);
+  const std::vector<float> hx = download_floats(x.get<float>(), size_t(C));
+  std::vector<float> want(static_cast<size_t>(N));
+  ref::matmul(hx.data(), 1, hv, want.data());
+  r[0].max_rel_err = rel_err(download_floats(out.get<float>(), size_t(N)), want);
+  cudaGraph_t g = nullptr;
+  cudaGraphExec_t ge = nullptr;
+  check(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "capture");
+  for (int i = 0; i < L; ++i)
+    check(cuda::gemv(views[size_t(i)], x.get<float>(), 1, out.get<float>(), s), "gemv");
+  check(cudaStreamEndCapture(s, &g), "capture");
+  check(cudaGraphInstantiate(&ge, g, 0), "instantiate");
+  r[1].name = shape + ", CUDA graph";
   r[1].bytes = bytes;
   r[1].max_rel_err = r[0].max_rel_err;
   r[1].ms = median_ms(s, reps, 1, [&](int) { check(cudaGraphLaunch(ge, s), "graph"); }) / L;

@@ -2,21 +2,37 @@
 // matrices and the gate+up half of MoE experts (fused with SiLU-multiply) for every (token,
 // expert) pair of a layer in one launch; moe_down.cu does the down half and the weighted sum.
 //
-// A block of 8 warps stages its input row in shared memory; each warp computes kRows output rows
-// (of each matrix), each lane reading whole 16-byte chunks of the weight rows (gemv.cuh). The
-// first chunks are loaded before the input is staged, so the weight stream starts at once.
+// The kernel is built to keep the memory system busy (docs/CUDA.md, "Decode GEMV"):
+// - a warp owns kRows output rows (of each matrix) and issues all its 16-byte weight loads of a
+//   batch (kRows x matrices x U chunks per lane: 16 loads of 512 bytes per warp) before any math;
+// - constant weights are requested before the kernel waits for its predecessor (programmatic
+//   dependent launch), so the first batch streams while the input is still being written;
+// - the input is staged in shared memory once per block and the grid is persistent (at most the
+//   blocks that fit the GPU at once, looping over row tiles), so large matrices such as lm_head
+//   do not restage it thousands of times.
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <tuple>
+
 #include "kernels/cuda/gemv.cuh"
 #include "kernels/cuda/launch.h"
 
 namespace cs::cuda {
 namespace {
 
-constexpr int kWarps = 8;   // warps per block
-constexpr int kRows = 2;    // output rows per warp (per matrix)
-constexpr int kUnroll = 2;  // chunks per lane and row in flight
+constexpr int kWarps = 4;  // warps per block
 constexpr int kMaxSmem = 96 * 1024;
 
 enum class Mode { kDense, kGateUp, kDown };
+
+// A warp owns R output rows (of each matrix) and loads U chunks per lane and row in one batch:
+// R x U x matrices = 16 loads per lane in flight. Short rows (few chunks per lane) take more
+// rows per warp, so the batch stays full (30B gate+up: 2 chunks per lane, 4 rows of 2 matrices).
+template <Mode M>
+constexpr int matrices() {
+  return M == Mode::kGateUp ? 2 : 1;
+}
 
 struct Params {
   MatView w;                             // kDense
@@ -28,10 +44,10 @@ struct Params {
   int N = 0, C = 0;
 };
 
-template <DType DT, Mode M>
-__global__ void __launch_bounds__(kWarps* kWarp) gemv_kernel(Params p) {
-  constexpr int NM = M == Mode::kGateUp ? 2 : 1;  // matrices per output row
-  constexpr int WPC = weights_per_chunk<DT>();
+template <DType DT, Mode M, int kRows, int U>
+__global__ void __launch_bounds__(kWarps* kWarp, is_quant<DT>() ? 3 : 4) gemv_kernel(Params p) {
+  constexpr int NM = matrices<M>();  // matrices per output row
+  constexpr int WPC = weights_per_chunk<DT>(), kRowsPerBlock = kWarps * kRows;
   const int pair = blockIdx.y;
   // The MoE modes find their matrices through the routing ids: kGateUp's come from the kernel
   // just before (wait first); kDown's from two kernels back (complete once this one runs).
@@ -50,70 +66,87 @@ __global__ void __launch_bounds__(kWarps* kWarp) gemv_kernel(Params p) {
   }
   const int C = p.C, N = p.N;
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  const int row0 = (blockIdx.x * kWarps + warp) * kRows;
   bool vec = true;
 #pragma unroll
   for (int m = 0; m < NM; ++m) vec = vec && gemv_vec_ok<DT>(mats[m]);
+  const bool asym = DT == DType::kQ4 && mats[0].mins != nullptr;
   const int nch = vec ? C / WPC : 0;
-  // First batch of weights in flight before the input is staged.
-  Chunk ch[NM][kRows][kUnroll];
-  auto load = [&](int base) {
+  const int tiles = (N + kRowsPerBlock - 1) / kRowsPerBlock;
+  int tile = blockIdx.x;
+  MatRef mr[NM];
 #pragma unroll
-    for (int m = 0; m < NM; ++m)
+  for (int m = 0; m < NM; ++m) mr[m] = mat_ref<DT>(mats[m]);
+  uint4 w[NM][kRows][U];
+  uint32_t dm[NM][kRows][U];
+  // Every load of one batch, issued before any of them is used.
+  auto load = [&](int row0, int base) {
 #pragma unroll
-      for (int r = 0; r < kRows; ++r)
+    for (int u = 0; u < U; ++u) {
+      const int c = base + u * kWarp;
 #pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
-          const int c = base + u * kWarp;
-          if (c < nch && row0 + r < N) ch[m][r][u] = load_chunk<DT>(mats[m], row0 + r, c);
-        }
+      for (int m = 0; m < NM; ++m)
+#pragma unroll
+        for (int r = 0; r < kRows; ++r)
+          if (c < nch && row0 + r < N) {
+            w[m][r][u] = load_w(mr[m], row0 + r, c);
+            dm[m][r][u] = load_dm<DT>(mr[m], row0 + r, c);
+          }
+    }
   };
-  load(lane);  // constant weights: before waiting for the input
+  bool preloaded = false;
+  if (tile < tiles) {  // constant weights: before waiting for the input
+    load(tile * kRowsPerBlock + warp * kRows, lane);
+    preloaded = true;
+  }
   if constexpr (M != Mode::kGateUp) pdl_wait();
   pdl_trigger();
   extern __shared__ float4 smem4[];
   float* xs = reinterpret_cast<float*>(smem4);
   float* sx = xs + C;
   stage_input<DT>(x, C, 1, vec, xs, sx);
-  if (row0 >= N) return;
-  float acc[NM][kRows] = {};
-  for (int base = lane; base < nch; base += kWarp * kUnroll) {
+  for (; tile < tiles; tile += gridDim.x) {
+    const int row0 = tile * kRowsPerBlock + warp * kRows;
+    float acc[NM][kRows] = {};
+    for (int base = lane; base < nch; base += kWarp * U) {
+      if (!preloaded) load(row0, base);
+      preloaded = false;
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int c = base + u * kWarp;
-      if (c >= nch) continue;
-      float4 xv[float4_per_chunk<DT>()];
-      load_inputs<DT>(smem4, nch, c, xv);  // once per chunk, for every row of this warp
-      const float sxc = DT == DType::kQ4 ? sx[c] : 0.0f;
+      for (int u = 0; u < U; ++u) {
+        const int c = base + u * kWarp;
+        if (c >= nch) continue;
+        float4 xv[float4_per_chunk<DT>()];
+        load_inputs<DT>(smem4, nch, c, xv);  // once per chunk, for every row of this warp
+        const float sxc = DT == DType::kQ4 ? sx[c] : 0.0f;
+#pragma unroll
+        for (int m = 0; m < NM; ++m)
+#pragma unroll
+          for (int r = 0; r < kRows; ++r)
+            acc[m][r] += chunk_value<DT>(w[m][r][u], dm[m][r][u], xv, sxc, asym);
+      }
+    }
+    preloaded = false;
+    if (row0 >= N) continue;
+    if (!vec) {  // rows not 16-byte aligned (a float dtype with odd C): one element at a time
 #pragma unroll
       for (int m = 0; m < NM; ++m)
 #pragma unroll
         for (int r = 0; r < kRows; ++r)
           if (row0 + r < N)
-            acc[m][r] += chunk_value<DT>(ch[m][r][u], xv, sxc, mats[m].mins != nullptr);
+            for (int c = lane; c < C; c += kWarp)
+              acc[m][r] += load_weight(mats[m], row0 + r, c) * xs[c];
     }
-    if (base + kWarp * kUnroll < nch) load(base + kWarp * kUnroll);
-  }
-  if (!vec) {  // rows not 16-byte aligned (a float dtype with odd C): one element at a time
 #pragma unroll
-    for (int m = 0; m < NM; ++m)
+    for (int r = 0; r < kRows; ++r) {
+      float v[NM];
 #pragma unroll
-      for (int r = 0; r < kRows; ++r)
-        if (row0 + r < N)
-          for (int c = lane; c < C; c += kWarp)
-            acc[m][r] += load_weight(mats[m], row0 + r, c) * xs[c];
-  }
-#pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    float v[NM];
-#pragma unroll
-    for (int m = 0; m < NM; ++m) v[m] = warp_sum(acc[m][r]);
-    if (lane == 0 && row0 + r < N) {
-      float* o = p.out + int64_t(pair) * N + row0 + r;
-      if constexpr (M == Mode::kGateUp)
-        *o = silu(v[0]) * v[NM - 1];
-      else
-        *o = v[0];
+      for (int m = 0; m < NM; ++m) v[m] = warp_sum(acc[m][r]);
+      if (lane == 0 && row0 + r < N) {
+        float* o = p.out + int64_t(pair) * N + row0 + r;
+        if constexpr (M == Mode::kGateUp)
+          *o = silu(v[0]) * v[NM - 1];
+        else
+          *o = v[0];
+      }
     }
   }
 }
@@ -136,37 +169,99 @@ __global__ void moe_combine_kernel(const ExpertWeights* table, const int32_t* id
   out[i] = acc;
 }
 
+// Blocks of `kernel` that fit the current device at once with `smem` bytes of shared memory
+// each (cached per device, kernel and size: the occupancy query costs host time per launch).
+int resident_blocks(const void* kernel, size_t smem) {
+  static std::mutex mu;
+  static std::map<std::tuple<int, const void*, size_t>, int> cache;
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 1;
+  std::lock_guard<std::mutex> lock(mu);
+  const auto key = std::make_tuple(dev, kernel, smem);
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  int per_sm = 0, sms = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * kWarp, smem) !=
+          cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+    return 1 << 30;  // unknown: one block per tile
+  return cache[key] = std::max(1, per_sm) * std::max(1, sms);
+}
+
+template <DType DT, Mode M, int R, int U>
+cudaError_t launch_ru(const Params& p, int pairs, cudaStream_t s) {
+  const auto kernel = gemv_kernel<DT, M, R, U>;
+  const size_t smem = gemv_smem_bytes(DT, p.C);
+  const int tiles = (p.N + kWarps * R - 1) / (kWarps * R);
+  // Persistent grid: the blocks that fit, shared over the pairs (each block loops over tiles).
+  const int fit = resident_blocks(reinterpret_cast<const void*>(kernel), smem);
+  const int gx = std::max(1, std::min(tiles, (fit + pairs - 1) / pairs));
+  check_launch(launch_kernel(kernel, dim3(gx, pairs), kWarps * kWarp, smem, s, p));
+  return cudaSuccess;
+}
+
+// Chunks per lane of a row of C values (0 when rows are not read in chunks).
+template <DType DT>
+int chunks_per_lane(int C) {
+  constexpr int WPC = weights_per_chunk<DT>();
+  return C % WPC ? 0 : (C / WPC + kWarp - 1) / kWarp;
+}
+
+template <DType DT, Mode M>
+cudaError_t launch_dt(const Params& p, int pairs, cudaStream_t s) {
+  const int cpl = chunks_per_lane<DT>(p.C);
+  if constexpr (matrices<M>() == 2) {
+    if (cpl >= 3) return launch_ru<DT, M, 2, 4>(p, pairs, s);
+    return launch_ru<DT, M, 4, 2>(p, pairs, s);
+  } else {
+    if (cpl >= 6) return launch_ru<DT, M, 2, 8>(p, pairs, s);
+    if (cpl >= 3) return launch_ru<DT, M, 4, 4>(p, pairs, s);
+    return launch_ru<DT, M, 8, 2>(p, pairs, s);
+  }
+}
+
 template <Mode M>
 cudaError_t launch(DType dt, const Params& p, int pairs, cudaStream_t s) {
-  const dim3 grid((p.N + kWarps * kRows - 1) / (kWarps * kRows), pairs);
-  const size_t smem = gemv_smem_bytes(dt, p.C);
   switch (dt) {
     case DType::kF32:
-      check_launch(launch_kernel(gemv_kernel<DType::kF32, M>, grid, kWarps * kWarp, smem, s, p));
-      break;
+      return launch_dt<DType::kF32, M>(p, pairs, s);
     case DType::kF16:
-      check_launch(launch_kernel(gemv_kernel<DType::kF16, M>, grid, kWarps * kWarp, smem, s, p));
-      break;
+      return launch_dt<DType::kF16, M>(p, pairs, s);
     case DType::kBF16:
-      check_launch(launch_kernel(gemv_kernel<DType::kBF16, M>, grid, kWarps * kWarp, smem, s, p));
-      break;
+      return launch_dt<DType::kBF16, M>(p, pairs, s);
     case DType::kQ8:
-      check_launch(launch_kernel(gemv_kernel<DType::kQ8, M>, grid, kWarps * kWarp, smem, s, p));
-      break;
+      return launch_dt<DType::kQ8, M>(p, pairs, s);
     case DType::kQ4:
-      check_launch(launch_kernel(gemv_kernel<DType::kQ4, M>, grid, kWarps * kWarp, smem, s, p));
-      break;
+      return launch_dt<DType::kQ4, M>(p, pairs, s);
   }
-  return cudaGetLastError();
+  return cudaErrorInvalidValue;
+}
+
+template <DType DT, Mode M>
+cudaError_t raise_smem_limit_dt() {
+  const void* fs[3];
+  if constexpr (matrices<M>() == 2) {
+    fs[0] = reinterpret_cast<const void*>(gemv_kernel<DT, M, 2, 4>);
+    fs[1] = reinterpret_cast<const void*>(gemv_kernel<DT, M, 4, 2>);
+    fs[2] = fs[1];
+  } else {
+    fs[0] = reinterpret_cast<const void*>(gemv_kernel<DT, M, 2, 8>);
+    fs[1] = reinterpret_cast<const void*>(gemv_kernel<DT, M, 4, 4>);
+    fs[2] = reinterpret_cast<const void*>(gemv_kernel<DT, M, 8, 2>);
+  }
+  for (const void* f : fs) {
+    const cudaError_t e =
+        cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmem);
+    if (e != cudaSuccess) return e;
+  }
+  return cudaSuccess;
 }
 
 template <Mode M>
 cudaError_t raise_smem_limit() {
-  for (auto f :
-       {gemv_kernel<DType::kF32, M>, gemv_kernel<DType::kF16, M>, gemv_kernel<DType::kBF16, M>,
-        gemv_kernel<DType::kQ8, M>, gemv_kernel<DType::kQ4, M>}) {
-    const cudaError_t e =
-        cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmem);
+  for (auto f : {raise_smem_limit_dt<DType::kF32, M>, raise_smem_limit_dt<DType::kF16, M>,
+                 raise_smem_limit_dt<DType::kBF16, M>, raise_smem_limit_dt<DType::kQ8, M>,
+                 raise_smem_limit_dt<DType::kQ4, M>}) {
+    const cudaError_t e = f();
     if (e != cudaSuccess) return e;
   }
   return cudaSuccess;

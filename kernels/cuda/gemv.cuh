@@ -10,7 +10,7 @@
 // float with exponent 1 gives exactly 2 + q/64. A chunk's raw sum a = sum (2 + q/64) x then gives
 // sum q x = 64 a - 128 sx, with sx = sum x over the chunk (staged once per block), so a weight
 // costs one permute and one FMA; the -8 offset (symmetric) or the min (asymmetric) is applied
-// per chunk through sx (q4_finish).
+// per chunk through sx (chunk_value).
 #pragma once
 
 #include "kernels/cuda/device.cuh"
@@ -86,104 +86,119 @@ __device__ __forceinline__ float chunk_dot(const uint4 w, const float4* x4) {
   return s;
 }
 
-// One loaded chunk with its group scale (and min), ready for chunk_dot.
-struct Chunk {
-  uint4 w;
-  float d, m;
+// A weight matrix prepared for chunked reads: data, and for Q4/Q8 scales (and mins), with the
+// row strides and the shift from a chunk index to its scale index (chunks per group is a power
+// of two, see gemv_vec_ok). Built once per matrix, so a chunk's address is one multiply-add.
+struct MatRef {
+  const uint8_t* w = nullptr;
+  const uint16_t* s = nullptr;
+  const uint16_t* m = nullptr;
+  int64_t rb = 0;  // bytes per row
+  int gpr = 0;     // scales per row
+  int gsh = 0;     // chunk index >> gsh = group index
 };
 
-// Loads chunk c of row `row` of a vectorisable view (see gemv_vec_ok). Weights are read once:
-// streaming loads keep them from evicting activations in the caches.
 template <DType DT>
-__device__ __forceinline__ Chunk load_chunk(const MatView& v, int64_t row, int c) {
-  Chunk k;
-  k.w = __ldcs(reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(v.data) +
-                                              row * row_bytes<DT>(v.cols) + int64_t(c) * 16));
-  k.d = 1.0f;
-  k.m = 0.0f;
+__device__ __forceinline__ MatRef mat_ref(const MatView& v) {
+  MatRef r;
+  r.w = static_cast<const uint8_t*>(v.data);
+  r.rb = row_bytes<DT>(v.cols);
   if constexpr (is_quant<DT>()) {
-    const int64_t g = row * (v.cols / v.group) + int64_t(c) * weights_per_chunk<DT>() / v.group;
-    k.d = f16(v.scales[g]);
-    if (DT == DType::kQ4 && v.mins) k.m = f16(v.mins[g]);
+    r.s = v.scales;
+    r.m = v.mins;
+    r.gpr = v.group > 0 ? int(v.cols) / v.group : 0;
+    r.gsh = __ffs(max(v.group / weights_per_chunk<DT>(), 1)) - 1;
   }
-  return k;
+  return r;
 }
 
-// The contribution of a loaded chunk: x4 holds the chunk's inputs, sxc their sum (Q4 only).
+// Chunk c of row `row` as raw bits: streaming loads (weights are read once and must not evict the
+// activations from the caches).
+__device__ __forceinline__ uint4 load_w(const MatRef& r, int row, int c) {
+  return __ldcs(reinterpret_cast<const uint4*>(r.w + row * r.rb) + c);
+}
+
+// The chunk's group scale (low 16 bits) and min (high 16 bits, Q4 asymmetric) as packed fp16.
 template <DType DT>
-__device__ __forceinline__ float chunk_value(const Chunk& k, const float4* x4, float sxc,
-                                             bool asymmetric) {
-  const float s = chunk_dot<DT>(k.w, x4);
-  if constexpr (DT == DType::kQ4)
-    return asymmetric ? k.d * (64.0f * s - 128.0f * sxc) + k.m * sxc
-                      : k.d * (64.0f * s - 136.0f * sxc);
-  else if constexpr (DT == DType::kQ8)
-    return k.d * s;
-  else
-    return s;
+__device__ __forceinline__ uint32_t load_dm(const MatRef& r, int row, int c) {
+  if constexpr (!is_quant<DT>()) {
+    return 0;
+  } else {
+    const int64_t g = int64_t(row) * r.gpr + (c >> r.gsh);
+    uint32_t dm = __ldcs(r.s + g);
+    if (DT == DType::kQ4 && r.m) dm |= uint32_t(__ldcs(r.m + g)) << 16;
+    return dm;
+  }
 }
 
-// Whether rows of `v` can be read in aligned 16-byte chunks (always true for Q4/Q8 views).
+// The contribution of a chunk (bits w, packed scale/min dm): x4 holds the chunk's inputs, sxc
+// their sum (Q4 only).
+template <DType DT>
+__device__ __forceinline__ float chunk_value(uint4 w, uint32_t dm, const float4* x4, float sxc,
+                                             bool asymmetric) {
+  const float s = chunk_dot<DT>(w, x4);
+  if constexpr (DT == DType::kQ4) {
+    const float d = f16(uint16_t(dm & 0xffffu));
+    return asymmetric ? d * (64.0f * s - 128.0f * sxc) + f16(uint16_t(dm >> 16)) * sxc
+                      : d * (64.0f * s - 136.0f * sxc);
+  } else if constexpr (DT == DType::kQ8) {
+    return f16(uint16_t(dm & 0xffffu)) * s;
+  } else {
+    return s;
+  }
+}
+
+// Whether rows of `v` can be read in aligned 16-byte chunks: aligned data, whole chunks per row,
+// and for Q4/Q8 whole chunks per scale group, a power of two of them.
 template <DType DT>
 __device__ __forceinline__ bool gemv_vec_ok(const MatView& v) {
-  return reinterpret_cast<uintptr_t>(v.data) % 16 == 0 && row_bytes<DT>(v.cols) % 16 == 0 &&
-         v.cols % weights_per_chunk<DT>() == 0;
+  constexpr int WPC = weights_per_chunk<DT>();
+  bool ok = reinterpret_cast<uintptr_t>(v.data) % 16 == 0 && row_bytes<DT>(v.cols) % 16 == 0 &&
+            v.cols % WPC == 0;
+  if constexpr (is_quant<DT>()) {
+    const int cpg = v.group / WPC;
+    ok = ok && v.group % WPC == 0 && cpg > 0 && (cpg & (cpg - 1)) == 0 && v.cols % v.group == 0;
+  }
+  return ok;
 }
 
 // Stages `segments` consecutive input vectors of C values each (one per expert in moe_down, else
 // one) in shared memory: chunk-interleaved per segment when `vec` (see above), in plain order
-// otherwise. For Q4 also the sum of each 32-value chunk (sx, in chunk order). Loads are issued
-// four at a time and the sums are taken from shared memory, so staging costs a few L2 round trips,
-// not one per element. Ends with a barrier.
+// otherwise. For Q4 also the sum of each 32-value chunk (sx, in chunk order). A thread takes a
+// whole chunk: it loads the chunk's float4s together, writes float4 k to xs4[k * nch + c] (the
+// threads of a warp write consecutive float4s: no bank conflicts) and sums the chunk in
+// registers, so staging costs one L2 round trip per chunk a thread owns and no index division
+// per element. Ends with a barrier.
 template <DType DT>
 __device__ __forceinline__ void stage_input(const float* x, int C, int segments, bool vec,
                                             float* xs, float* sx) {
   constexpr int WPC = weights_per_chunk<DT>(), F4 = float4_per_chunk<DT>();
-  const int total = C * segments, nch = C / WPC;
   const int step = blockDim.x;
-  if (vec && nch > 0) {
-    // Destination float4 q4 of segment seg holds float4 k of chunk c: source float4
-    // seg * C/4 + c * F4 + k. Consecutive threads write consecutive float4s.
-    const int n4 = total / 4, seg4 = C / 4;
+  if (vec && C % WPC == 0 && C >= WPC) {
+    const int nch = C / WPC, total = nch * segments;
     float4* xs4 = reinterpret_cast<float4*>(xs);
     const bool aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0;
-    for (int base = threadIdx.x; base < n4; base += 4 * step) {
-      float4 v[4];
+    for (int i = threadIdx.x; i < total; i += step) {
+      const int seg = i / nch, c = i - seg * nch;
+      const float* src = x + int64_t(seg) * C + int64_t(c) * WPC;
+      float4 v[F4];
 #pragma unroll
-      for (int u = 0; u < 4; ++u) {
-        const int q4 = base + u * step;
-        if (q4 >= n4) continue;
-        const int seg = q4 / seg4, f = q4 % seg4, k = f / nch, c = f % nch;
-        const int src = seg * seg4 + c * F4 + k;
-        if (aligned) {
-          v[u] = reinterpret_cast<const float4*>(x)[src];
-        } else {
-          const float* p = x + int64_t(src) * 4;
-          v[u] = make_float4(p[0], p[1], p[2], p[3]);
-        }
+      for (int k = 0; k < F4; ++k)
+        v[k] = aligned ? reinterpret_cast<const float4*>(src)[k]
+                       : make_float4(src[4 * k], src[4 * k + 1], src[4 * k + 2], src[4 * k + 3]);
+      float4* dst = xs4 + seg * (C / 4) + c;
+      float sum = 0.0f;
+#pragma unroll
+      for (int k = 0; k < F4; ++k) {
+        dst[k * nch] = v[k];
+        sum += (v[k].x + v[k].y) + (v[k].z + v[k].w);
       }
-#pragma unroll
-      for (int u = 0; u < 4; ++u)
-        if (base + u * step < n4) xs4[base + u * step] = v[u];
+      if constexpr (DT == DType::kQ4) sx[i] = sum;
     }
     __syncthreads();
-    if constexpr (DT == DType::kQ4) {  // chunk c of segment seg: 8 float4s, nch apart
-      for (int cc = threadIdx.x; cc < total / 32; cc += step) {
-        const int seg = cc / nch, c = cc % nch;
-        const float4* s4 = xs4 + seg * seg4 + c;
-        float sum = 0.0f;
-#pragma unroll
-        for (int k = 0; k < 8; ++k) {
-          const float4 a = s4[k * nch];
-          sum += (a.x + a.y) + (a.z + a.w);
-        }
-        sx[cc] = sum;
-      }
-      __syncthreads();
-    }
     return;
   }
-  for (int q = threadIdx.x; q < total; q += step) xs[q] = x[q];
+  for (int q = threadIdx.x; q < C * segments; q += step) xs[q] = x[q];
   __syncthreads();
 }
 

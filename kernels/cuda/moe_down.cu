@@ -1,7 +1,14 @@
-// The down half of the MoE decode path and the weighted sum, in one launch: a warp computes one
-// output row h of token t for all K routed experts (sum_j w_j * down_j[h] . act_j), so the K
-// partial results never leave registers and are added in expert order, as the CPU reference does.
-// The block stages the K intermediate vectors act_j [I] of its token in shared memory.
+// The down half of the MoE decode path and the weighted sum, in one launch: a warp computes kRows
+// output rows h of token t over all K routed experts, sum_j w_j * down_j[h] . act_j, so the K
+// partial results never leave registers. The block stages the K intermediate vectors act_j [I]
+// of its token in shared memory.
+//
+// For memory-level parallelism the (expert, chunk) pairs of a row are one flat list of K * I/WPC
+// slots: lane l takes slots l, l + 32, ... (30B shape: 8 x 24 = 192 slots, 6 per lane), and a
+// batch of kBatch slots for each of the kRows rows (16 loads of 16 bytes) is issued before any
+// math. The block first reads every routed expert's view into shared memory (one parallel
+// round trip, not K dependent ones), then requests its first batch of weights, and only then
+// waits for the gate+up kernel that writes act.
 #include "kernels/cuda/gemv.cuh"
 #include "kernels/cuda/launch.h"
 
@@ -10,8 +17,8 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kRows = 2;   // output rows per warp: each staged input float4 serves both
+constexpr int kBatch = 8;  // slots per lane and row in one batch
 constexpr int kMaxK = 8;   // experts per token this kernel takes
-constexpr int kGroup = 4;  // experts whose chunks are in flight together
 constexpr int kMaxSmem = 96 * 1024;
 
 struct DownParams {
@@ -25,20 +32,51 @@ struct DownParams {
 };
 
 template <DType DT>
-__global__ void __launch_bounds__(kWarps* kWarp) moe_down_kernel(DownParams p) {
+__global__ void __launch_bounds__(kWarps* kWarp, is_quant<DT>() ? 3 : 4)
+    moe_down_kernel(DownParams p) {
   constexpr int WPC = weights_per_chunk<DT>();
   const int t = blockIdx.y, K = p.K, I = p.I;
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   const int row0 = (blockIdx.x * kWarps + warp) * kRows;
-  // The routing ids come from two kernels back (complete); the intermediate act from the kernel
-  // just before: wait for it, but learn the expert views first.
-  const int32_t* ids = p.ids + int64_t(t) * K;
-  // Chunked reads need aligned rows: the dtype and I decide, then every present expert's pointer.
-  bool vec = row_bytes<DT>(I) % 16 == 0 && I % WPC == 0 && I >= WPC;
-  for (int j = 0; j < K; ++j) {
-    const ExpertWeights& e = p.table[ids[j]];
-    if (e.gate.data) vec = vec && gemv_vec_ok<DT>(e.down);
+  // The routing ids and weights come from two kernels back (complete once this kernel runs).
+  __shared__ MatView views[kMaxK];
+  __shared__ MatRef refs[kMaxK];
+  __shared__ float wts[kMaxK];
+  bool ok = true, has_mins = false;
+  if (threadIdx.x < K) {
+    const int j = threadIdx.x;
+    const ExpertWeights& e = p.table[p.ids[int64_t(t) * K + j]];
+    const bool present = e.gate.data != nullptr;
+    views[j] = present ? e.down : MatView{};
+    refs[j] = mat_ref<DT>(views[j]);
+    wts[j] = present ? p.weights[int64_t(t) * K + j] : 0.0f;
+    ok = !present || gemv_vec_ok<DT>(e.down);
+    has_mins = present && e.down.mins != nullptr;
   }
+  const bool asym = DT == DType::kQ4 && __syncthreads_or(has_mins);
+  // Chunked reads need aligned rows of every present expert (and whole chunks of I).
+  const bool vec = __syncthreads_and(ok) && I % WPC == 0 && I >= WPC;
+  const int nch = vec ? I / WPC : 0, slots = K * nch;
+  uint4 w[kRows][kBatch];
+  uint32_t dm[kRows][kBatch];
+  int js[kBatch], cs[kBatch];
+  auto load = [&](int base) {
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int s = base + u * kWarp;
+      const int j = s / max(nch, 1);
+      js[u] = s < slots && views[j].data ? j : -1;
+      cs[u] = s - j * nch;
+      if (js[u] < 0) continue;
+#pragma unroll
+      for (int r = 0; r < kRows; ++r)
+        if (row0 + r < p.H) {
+          w[r][u] = load_w(refs[j], row0 + r, cs[u]);
+          dm[r][u] = load_dm<DT>(refs[j], row0 + r, cs[u]);
+        }
+    }
+  };
+  if (row0 < p.H) load(lane);  // constant weights, before waiting for act
   pdl_wait();
   pdl_trigger();
   extern __shared__ float4 smem4[];
@@ -46,68 +84,42 @@ __global__ void __launch_bounds__(kWarps* kWarp) moe_down_kernel(DownParams p) {
   float* sx = xs + K * I;                       // [K][I/32]
   stage_input<DT>(p.act + int64_t(t) * K * I, I, K, vec, xs, sx);
   if (row0 >= p.H) return;
-  const int nch = vec ? I / WPC : 0;
-  float y[kRows][kMaxK];
+  float acc[kRows] = {};
+  for (int base = lane; base < slots; base += kWarp * kBatch) {
+    if (base != lane) load(base);
 #pragma unroll
-  for (int j0 = 0; j0 < kMaxK; j0 += kGroup) {
-    if (j0 >= K) break;
-    MatView mv[kGroup];
+    for (int u = 0; u < kBatch; ++u) {
+      const int j = js[u], c = cs[u];
+      if (j < 0) continue;
+      float4 xv[float4_per_chunk<DT>()];
+      load_inputs<DT>(smem4 + j * (I / 4), nch, c, xv);
+      const float sxc = DT == DType::kQ4 ? sx[j * (I / 32) + c] : 0.0f;
+      const float wj = wts[j];
 #pragma unroll
-    for (int g = 0; g < kGroup; ++g) {
-      const int j = j0 + g;
-      mv[g] = MatView{};
-      if (j < K) {
-        const ExpertWeights& e = p.table[ids[j]];
-        if (e.gate.data) mv[g] = e.down;
-      }
+      for (int r = 0; r < kRows; ++r)
+        acc[r] += wj * chunk_value<DT>(w[r][u], dm[r][u], xv, sxc, asym);
     }
-    float acc[kRows][kGroup] = {};
-    for (int c = lane; c < nch; c += kWarp) {
-      Chunk ch[kGroup][kRows];
-#pragma unroll
-      for (int g = 0; g < kGroup; ++g)
-#pragma unroll
-        for (int r = 0; r < kRows; ++r)
-          if (mv[g].data && row0 + r < p.H) ch[g][r] = load_chunk<DT>(mv[g], row0 + r, c);
-#pragma unroll
-      for (int g = 0; g < kGroup; ++g) {
-        if (!mv[g].data) continue;
-        const int j = j0 + g;
-        float4 xv[float4_per_chunk<DT>()];
-        load_inputs<DT>(smem4 + j * (I / 4), nch, c, xv);
-        const float sxc = DT == DType::kQ4 ? sx[j * (I / 32) + c] : 0.0f;
-#pragma unroll
-        for (int r = 0; r < kRows; ++r)
-          if (row0 + r < p.H)
-            acc[r][g] += chunk_value<DT>(ch[g][r], xv, sxc, mv[g].mins != nullptr);
-      }
-    }
-    if (!vec) {  // unaligned rows of a float dtype: plain layout, one element at a time
-#pragma unroll
-      for (int g = 0; g < kGroup; ++g)
-        if (mv[g].data)
-#pragma unroll
-          for (int r = 0; r < kRows; ++r)
-            if (row0 + r < p.H)
-              for (int c = lane; c < I; c += kWarp)
-                acc[r][g] += load_weight(mv[g], row0 + r, c) * xs[(j0 + g) * I + c];
-    }
-#pragma unroll
-    for (int r = 0; r < kRows; ++r)
-#pragma unroll
-      for (int g = 0; g < kGroup; ++g) y[r][j0 + g] = warp_sum(acc[r][g]);
   }
-  if (lane == 0)
+  if (!vec) {  // unaligned rows of a float dtype: plain layout, one element at a time
+    for (int j = 0; j < K; ++j)
+      if (views[j].data)
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      if (row0 + r >= p.H) continue;
+        for (int r = 0; r < kRows; ++r)
+          if (row0 + r < p.H) {
+            float a = 0.0f;
+            for (int c = lane; c < I; c += kWarp)
+              a += load_weight(views[j], row0 + r, c) * xs[j * I + c];
+            acc[r] += wts[j] * a;
+          }
+  }
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const float v = warp_sum(acc[r]);
+    if (lane == 0 && row0 + r < p.H) {
       float* o = p.out + int64_t(t) * p.H + row0 + r;
-      float v = p.accumulate ? *o : 0.0f;
-#pragma unroll
-      for (int j = 0; j < kMaxK; ++j)
-        if (j < K && p.table[ids[j]].gate.data) v += p.weights[int64_t(t) * K + j] * y[r][j];
-      *o = v;
+      *o = p.accumulate ? *o + v : v;
     }
+  }
 }
 
 size_t down_smem(const MoeArgs& a) {

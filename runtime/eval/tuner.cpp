@@ -216,7 +216,7 @@ std::string format_tuned_config(const TuneReport& r, const OffloadConfig& cfg,
       best.result.decode_tok_s(), best.result.prefill_tok_s(), def.candidate.label(),
       100 * def.result.hit_rate(), def.result.decode_tok_s(), def.result.prefill_tok_s(),
       r.gpu_slots, 100 * r.belady.hit_rate());
-  const std::vector<std::string> tuned = {"policy",    "allocation", "kind",      "horizon",
+  const std::vector<std::string> tuned = {"policy",    "allocation", "kind", "horizon",
                                           "threshold", "hot_set",    "mode"};
   std::istringstream body(format_offload_config(cfg));
   std::string section;

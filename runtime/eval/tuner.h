@@ -21,7 +21,6 @@
 
 namespace cs {
 
-
 struct TuneCandidate {
   ReplayConfig replay;  // hot_set filled by the tuner
   OffloadMode mode = OffloadMode::kStream;

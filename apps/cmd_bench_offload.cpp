@@ -27,7 +27,7 @@ namespace {
 struct BenchArgs {
   std::string model, synthetic, scratch = "/tmp", json;
   SyntheticSpec spec;
-  int prefill = 2048, prompt = 512, generate = 128, threads = 0;
+  int prefill = 2048, prompt = 512, generate = 128, threads = 0, warmup = 32;
   std::string dram = "1GiB";
   std::string modes;  // "hybrid,cpu,stream": one run per offload mode
   bool ablation = false, no_channels = false;
@@ -46,6 +46,8 @@ struct Result {
   double combined_bound = 0;  // decode: the misses over PCIe and the CPU's DRAM read together
   StepTelemetry prefill_t, decode_t;
   double entropy = 0, experts_per_layer = 0;
+  double cold_seconds = 0;    // the untimed warm-up prefill
+  double prefill_passes = 0;  // passes per MoE layer in the prefill (1: every chunk fit)
   uint64_t vram_peak = 0;
 };
 
@@ -65,9 +67,9 @@ Result run_variant(const Model& model, const ExpertLocator* loc, const Variant& 
   OffloadOptions o;
   o.locator = loc;
   o.log = [](const std::string& s) { fmt::print(stderr, "  {}\n", s); };
+  int n_moe = 0;
+  for (int l = 0; l < model.config().n_layers; ++l) n_moe += model.config().is_moe_layer(l);
   if (v.no_cache) {
-    int n_moe = 0;
-    for (int l = 0; l < model.config().n_layers; ++l) n_moe += model.config().is_moe_layer(l);
     o.gpu_slots = model.config().n_experts_per_tok *
                   (v.cfg.cache.allocation == SlotAllocation::kPerLayer ? n_moe : 1);
   }
@@ -76,10 +78,23 @@ Result run_variant(const Model& model, const ExpertLocator* loc, const Variant& 
   so.transformer.n_ctx =
       std::max(v.cfg.device.context, std::max(a.prefill, a.prompt + a.generate) + 1);
   so.transformer.max_batch = v.cfg.device.max_batch;
+  so.transformer.kv_dtype = DType::kBF16;  // as on the GPU in production; halves the KV cache
+  so.transformer.logits_rows = 1;          // only the last logits are read: more expert slots
   OffloadMoeExecutor& ex = *rt.executor();
   const int V = model.config().vocab_size;
   // One expert blob (a slot), known once prepare() has run after the Session's allocations.
   auto blob_bytes = [&ex] { return double(ex.vram_plan().slot_bytes); };
+  // Warm-up, untimed: the first tokens pay for lazy start-up work (kernel loading, library
+  // handles, first touches of pinned memory) that is not part of a steady prefill or decode.
+  if (a.warmup > 0) {
+    Session s(model, rt.backend(), so, &ex);
+    ex.prepare();
+    const auto t0 = Clock::now();
+    s.eval(random_tokens(a.warmup, V, 3));
+    r.cold_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    fmt::print(stderr, "  warm-up: {} tokens in {:.2f} s (cold, not counted)\n", a.warmup,
+               r.cold_seconds);
+  }
   // Prefill.
   if (a.prefill > 0) {
     Session s(model, rt.backend(), so, &ex);
@@ -90,6 +105,8 @@ Result run_variant(const Model& model, const ExpertLocator* loc, const Variant& 
     const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
     r.prefill_tps = a.prefill / sec;
     r.prefill_t = ex.telemetry().total;
+    const int chunks = (a.prefill + so.transformer.max_batch - 1) / so.transformer.max_batch;
+    r.prefill_passes = double(r.prefill_t.passes) / std::max(1, n_moe * chunks);
     const double per_tok = double(r.prefill_t.bytes_host_to_gpu) / a.prefill;
     r.prefill_bound = per_tok > 0 ? ch.copy_rate / per_tok : 0;
   }
@@ -173,12 +190,14 @@ void print_result(const Result& r, int generate, int prefill) {
   fmt::print(
       "{:<34} decode split: {:.1f}% GPU-resident, {:.1f}% copied, {:.1f}% CPU; per token {:.2f} "
       "ms = MoE layers {:.2f} ms (CPU experts {:.2f}, stall {:.2f}, model {:.2f}) + other {:.2f} "
-      "ms; combined-channel bound {:.2f} tok/s ({}); prefill split {:.1f}% copied, {:.1f}% CPU\n",
+      "ms; combined-channel bound {:.2f} tok/s ({}); prefill split {:.1f}% copied, {:.1f}% CPU, "
+      "{:.2f} passes/layer, {} prefetches, {} drains\n",
       "", 100.0 * d.share(d.hits + d.waits), 100.0 * d.share(d.demand), 100.0 * d.share(d.cpu),
       token_ms, moe_ms, 1e3 * d.cpu_seconds / g, 1e3 * d.stall_seconds / g,
       1e3 * d.predicted_seconds / g, token_ms - moe_ms, r.combined_bound,
       pct(r.decode_tps, r.combined_bound), 100.0 * r.prefill_t.share(r.prefill_t.demand),
-      100.0 * r.prefill_t.share(r.prefill_t.cpu));
+      100.0 * r.prefill_t.share(r.prefill_t.cpu), r.prefill_passes, r.prefill_t.prefetches,
+      r.prefill_t.drains);
   (void)prefill;
 }
 
@@ -226,6 +245,9 @@ nlohmann::json to_json(const Result& r) {
                           {"bytes_host_to_gpu", s.bytes_host_to_gpu},
                           {"bytes_nvme_to_host", s.bytes_nvme_to_host},
                           {"stall_seconds", s.stall_seconds},
+                          {"passes", s.passes},
+                          {"prefetches", s.prefetches},
+                          {"drains", s.drains},
                           {"precision", s.prediction.precision()},
                           {"recall", s.prediction.recall()}};
   };
@@ -236,6 +258,8 @@ nlohmann::json to_json(const Result& r) {
           {"decode_bound", r.decode_bound},
           {"combined_bound", r.combined_bound},
           {"ttft_s", r.ttft},
+          {"cold_seconds", r.cold_seconds},
+          {"prefill_passes_per_layer", r.prefill_passes},
           {"routing_entropy_bits", r.entropy},
           {"experts_per_layer", r.experts_per_layer},
           {"vram_peak", r.vram_peak},
@@ -334,7 +358,9 @@ void register_bench_offload(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "bench-offload",
       "Measure the host's channels, then prefill and decode through the offload engine");
-  cmd->add_option("--model,-m", a->model, "A Hugging Face model directory");
+  cmd->add_option(
+      "--model,-m", a->model,
+      "A packed model (.cst; its experts are read from it) or a Hugging Face directory");
   cmd->add_option(
       "--synthetic", a->synthetic,
       "Build a random model in memory: tiny, qwen3-30b-a3b, qwen3-235b-a22b, mixtral-8x7b");
@@ -349,6 +375,9 @@ void register_bench_offload(CLI::App& app) {
   cmd->add_option("--prompt", a->prompt, "Decode: prompt length before generating")
       ->capture_default_str();
   cmd->add_option("--generate", a->generate, "Decode: tokens generated (0: skip)")
+      ->capture_default_str();
+  cmd->add_option("--warmup", a->warmup,
+                  "Tokens of an untimed prefill before the timed runs (0: none)")
       ->capture_default_str();
   cmd->add_option("--threads", a->threads, "Threads for the DRAM read measurement (0: all)");
   cmd->add_option("--dram", a->dram, "Bytes read by the DRAM measurement")->capture_default_str();

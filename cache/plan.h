@@ -11,8 +11,9 @@
 // After the passes, prefetches copy experts predicted for the following layers.
 //
 // Contract with the executor: a demand copy (and its NVMe read) is complete before its pass
-// computes, so the cache records demand copies as resident at once; prefetches stay "loading"
-// in the cache until the executor reports them arrived (or failed).
+// computes, so the cache records demand copies as resident at once, and so are the prefetches a
+// pass waits for (later passes of the layer can then evict them); other prefetches stay
+// "loading" in the cache until the executor reports them arrived (or failed).
 #pragma once
 
 #include <cstdint>

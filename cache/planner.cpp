@@ -188,7 +188,11 @@ void Planner::add_pass(LayerPlan& plan, int t0, int t1, const std::vector<Expert
     if (s < 0) continue;
     const SlotInfo& info = gpu_.slot(s);
     const PlanHit h{id, s, info.prefetched};
-    (info.state == SlotState::kResident ? pass.hits : pass.waits).push_back(h);
+    const bool wait = info.state != SlotState::kResident;
+    (wait ? pass.waits : pass.hits).push_back(h);
+    // The executor waits for the copy before the pass computes (as for demand copies), so the
+    // expert counts as arrived from here on: once this pass is over, later passes may evict it.
+    if (wait) gpu_.loaded(id);
     gpu_.mark_used(id);
     gpu_.pin(id);
   }

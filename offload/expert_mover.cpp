@@ -85,7 +85,9 @@ void ExpertMover::on_read(ExpertId id, const ReadOutcome& o) {
     return;
   }
   const auto copy = copies_.find(id);
-  if (prefetch && (rd.waited || (copy != copies_.end() && !copy->second.prefetch))) {
+  // A prefetch copy that is no longer "loading" in the GPU cache was claimed by a plan's wait.
+  const bool claimed = copy != copies_.end() && (!copy->second.prefetch || !gpu_.loading(id));
+  if (prefetch && (rd.waited || claimed)) {
     // A pass needs this expert now: drop the failed prefetch read and read it again on demand.
     ++stats_.prefetch_failures;
     stats_.last_prefetch_error = o.error;
@@ -160,7 +162,9 @@ void ExpertMover::rollback(const LayerPlan& plan, size_t failed_pass) {
     if (gpu_slot >= 0 && gpu_.find(id) == gpu_slot) gpu_.drop(id);
     if (hc && h.read && hc->find(id) == h.host_slot) hc->drop(id);
   };
+  // So are the prefetches those passes wait for.
   for (size_t p = failed_pass; p < plan.passes.size(); ++p) {
+    for (const PlanHit& h : plan.passes[p].waits) drop(h.id, h.slot, {});
     for (const PlanCopy& c : plan.passes[p].demand) drop(c.id, c.slot, c.host);
     for (const PlanCpu& c : plan.passes[p].cpu) drop(c.id, -1, c.host);
   }

@@ -63,7 +63,8 @@ scenario() {  # scenario NAME ARGS...: bench-offload, text + JSON + stderr
   local name=$1; shift
   log "$name: bench-offload $*"
   timeout 240 "$cs" bench-offload --json "$out/$name.json" "$@" 2>"$out/$name.err" | tee "$out/$name.txt"
-  grep -E "^channels|^mode|hybrid vs|^cache|^configured" "$out/$name.txt" >>"$out/summary.txt"
+  grep -E "^channels|^mode|hybrid vs|^cache|^configured| decode split" "$out/$name.txt" >>"$out/summary.txt"
+  grep -E "warm-up|expert slots|slots of" "$out/$name.err" >>"$out/summary.txt"
 }
 quick=(--prefill 256 --prompt 32 --generate 48)
 

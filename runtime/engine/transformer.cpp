@@ -27,6 +27,7 @@ Transformer::Transformer(const Model& model, Backend& backend, MoeExecutor* moe,
   const ModelConfig& c = model.config();
   n_ctx_ = options.n_ctx > 0 ? options.n_ctx : std::min(c.max_position_embeddings, 4096);
   max_T_ = std::max(1, std::min(options.max_batch, n_ctx_));
+  logits_rows_ = options.logits_rows > 0 ? std::min(options.logits_rows, max_T_) : max_T_;
   kv_dtype_ = options.kv_dtype;
   if (kv_dtype_ != DType::kF32 && kv_dtype_ != DType::kF16 && kv_dtype_ != DType::kBF16)
     fail(ErrorKind::kInvalidArgument, "kv cache dtype must be F32, F16 or BF16, got {}",
@@ -41,7 +42,7 @@ Transformer::Transformer(const Model& model, Backend& backend, MoeExecutor* moe,
   const size_t kv_bytes = size_t(n_ctx_) * c.kv_dim() * kv_elem_bytes(kv_dtype_);
   const size_t act_bytes = 4 * (T * (3 * H + size_t(c.q_dim()) * 2 + 2 * size_t(c.kv_dim()) + H +
                                      std::max<size_t>(1, c.n_experts) + 2 * K + 3) +
-                                T * size_t(c.vocab_size) + size_t(c.head_dim));
+                                size_t(logits_rows_) * size_t(c.vocab_size) + size_t(c.head_dim));
   if (!backend.host_memory()) {
     size_t dense = placed_bytes(hw.embed) + placed_bytes(hw.final_norm);
     if (hw.lm_head.data != hw.embed.data) dense += placed_bytes(hw.lm_head);
@@ -121,7 +122,7 @@ Transformer::Transformer(const Model& model, Backend& backend, MoeExecutor* moe,
   router_logits_ = backend.alloc(T * std::max(1, c.n_experts) * 4);
   sel_ids_ = backend.alloc(T * K * 4);
   sel_w_ = backend.alloc(T * K * 4);
-  logits_ = backend.alloc(T * size_t(c.vocab_size) * 4);
+  logits_ = backend.alloc(size_t(logits_rows_) * size_t(c.vocab_size) * 4);
   io_ = backend.alloc(sizeof(StepIO));
 
   // Dense MLP layers run as a one-expert MoE with weight 1 for every token.
@@ -257,16 +258,15 @@ int32_t Transformer::decode_step(int32_t token, int pos, const SampleArgs& s, fl
 void Transformer::run_chunk(const int32_t* ids, int T, int pos0, bool all_logits,
                             float* logits_out) {
   backend_.upload(ids_.get(), ids, size_t(T) * 4);
-  compute(ids_.as<int32_t>(), T, pos0, nullptr, all_logits, logits_out != nullptr);
+  compute(ids_.as<int32_t>(), T, pos0, nullptr, all_logits, logits_out != nullptr, logits_out);
   if (!logits_out) return;
-  const ModelConfig& c = model_.config();
-  const int rows = all_logits ? T : 1;
-  backend_.download(logits_out, logits_.get(), size_t(rows) * c.vocab_size * 4);
+  if (!all_logits)
+    backend_.download(logits_out, logits_.get(), size_t(model_.config().vocab_size) * 4);
   backend_.synchronize();
 }
 
 void Transformer::compute(const int32_t* ids_dev, int T, int pos0, const int32_t* pos,
-                          bool all_logits, bool want_logits) {
+                          bool all_logits, bool want_logits, float* logits_out) {
   const ModelConfig& c = model_.config();
   Backend& b = backend_;
   const int H = c.hidden_size, D = c.head_dim, K = c.n_experts_per_tok;
@@ -340,10 +340,19 @@ void Transformer::compute(const int32_t* ids_dev, int T, int pos0, const int32_t
   }
   if (!want_logits) return;
   b.rmsnorm(x, ffn, w_.final_norm, c.rms_norm_eps, T, H, h);
-  const int rows = all_logits ? T : 1;
-  const float* last = all_logits ? h : h + int64_t(T - 1) * H;
-  b.matmul(last, rows, w_.lm_head, logits_.as<float>());
-  last_row_ = rows - 1;
+  if (!all_logits) {
+    b.matmul(h + int64_t(T - 1) * H, 1, w_.lm_head, logits_.as<float>());
+    last_row_ = 0;
+    return;
+  }
+  // Every row, in blocks of the logits buffer's rows, each downloaded before the next.
+  const size_t V = size_t(c.vocab_size);
+  for (int r0 = 0; r0 < T; r0 += logits_rows_) {
+    const int rows = std::min(logits_rows_, T - r0);
+    b.matmul(h + int64_t(r0) * H, rows, w_.lm_head, logits_.as<float>());
+    if (logits_out) b.download(logits_out + size_t(r0) * V, logits_.get(), size_t(rows) * V * 4);
+    last_row_ = rows - 1;
+  }
 }
 
 }  // namespace cs

@@ -19,6 +19,10 @@ struct TransformerOptions {
   int n_ctx = 0;                 // KV cache length; 0 = min(max_position_embeddings, 4096)
   DType kv_dtype = DType::kF32;  // F32, F16 or BF16
   int max_batch = 256;           // tokens per internal prefill chunk
+  // Rows of the device logits buffer ([rows][vocab] F32); 0 = max_batch. forward() with
+  // all_logits runs lm_head over a chunk in blocks of this many rows. 1 frees
+  // (max_batch - 1) x vocab x 4 bytes (148 MiB for Qwen3 at 256 tokens) for expert slots.
+  int logits_rows = 0;
   // Decode steps (one token) replay a captured graph on backends that support graphs, when every
   // expert is resident and no routing observer is set.
   bool graphs = true;
@@ -65,8 +69,9 @@ class Transformer {
   void check_tokens(std::span<const int32_t> ids, int pos0) const;
   // Embeds ids_dev [T] and runs every layer and, when want_logits, the final norm and lm_head
   // into logits_ (every row or the last). `pos`, when set, is the position in backend memory.
+  // With all_logits, `logits_out` (host, [T][V]) receives every row, block by block.
   void compute(const int32_t* ids_dev, int T, int pos0, const int32_t* pos, bool all_logits,
-               bool want_logits);
+               bool want_logits, float* logits_out = nullptr);
   void run_chunk(const int32_t* ids, int T, int pos0, bool all_logits, float* logits_out);
   int32_t decode_step(int32_t token, int pos, const SampleArgs& s, float u);
   bool graphs_usable() const;
@@ -77,6 +82,7 @@ class Transformer {
   std::unique_ptr<MoeExecutor> owned_moe_;
   int n_ctx_;
   int max_T_;
+  int logits_rows_;
   DType kv_dtype_;
   ModelWeights w_;               // views valid on backend_
   std::vector<MatView> wqkv_;    // per layer: q, k, v stacked (non-host backends), or empty

@@ -78,7 +78,9 @@ TEST_CASE("planner: demand copies, prefetches from predictions, waits, then hits
   REQUIRE(p.passes[0].demand.size() == 1);
   CHECK(p.passes[0].demand[0].slot == 0);
   CHECK(p.passes[0].demand[0].evicted == ExpertId{0, 1});
-  f.gpu->loaded({1, 3});
+  // The executor waits for 3 before the pass computes: the plan records it arrived already.
+  CHECK(f.gpu->resident({1, 3}));
+  CHECK(f.gpu->loading({1, 4}));
   f.gpu->loaded({1, 4});
   // Step 1, layer 0: 2 is a hit; 6 evicts 4 (prefetched but never used, last touched at tick 0).
   f.planner->begin_step(1);
@@ -111,6 +113,29 @@ TEST_CASE("planner: a layer whose experts exceed the slots runs in passes over t
   CHECK(p.passes[2].demand[1].evicted == ExpertId{0, 2});
   CHECK(p.routed.size() == 6);
   CHECK(p.routed[0].tokens == 2);  // expert 0: tokens 0 and 2
+}
+
+TEST_CASE("planner: prefetches a pass waits for are slots later passes may reuse") {
+  // 5 slots, experts 0 and 1 in flight. Token 0 waits for both; tokens 1, 2 and 3 need 2 .. 7.
+  // Pass 0 has 3 usable slots (tokens 0 and 1). Were the waited-for slots still "loading"
+  // afterwards, 3 slots would stay usable and tokens 2 and 3 would need a pass each; as arrived,
+  // all 5 are usable and one pass takes both.
+  Fixture f(5, 0, {}, 1);
+  f.gpu->allocate({0, 0}, Purpose::kPrefetch, 0);
+  f.gpu->allocate({0, 1}, Purpose::kPrefetch, 0);
+  const LayerPlan p = f.plan(0, {{0, 1}, {2, 3}, {4, 5}, {6, 7}});
+  REQUIRE(p.passes.size() == 2);
+  CHECK(p.passes[0].waits.size() == 2);
+  CHECK(p.passes[0].demand.size() == 2);
+  CHECK(p.passes[0].t_end == 2);
+  CHECK(p.passes[1].t_begin == 2);
+  CHECK(p.passes[1].t_end == 4);
+  REQUIRE(p.passes[1].demand.size() == 4);
+  CHECK(f.gpu->loading_count(0) == 0);
+  int reused = 0;  // slots of waited-for experts taken by pass 1
+  for (const PlanCopy& c : p.passes[1].demand)
+    reused += c.evicted == ExpertId{0, 0} || c.evicted == ExpertId{0, 1};
+  CHECK(reused >= 1);
 }
 
 TEST_CASE("planner: in-flight prefetches that block a layer make it drain first") {

@@ -37,12 +37,13 @@ rm -f "$out"/{summary.txt,log.txt,check.json,tuned.toml,tuned.hotset,variant.tom
 sum=$out/summary.txt log=$out/log.txt
 t_start=$SECONDS
 say() { echo "$*" | tee -a "$sum"; }
-# run NAME CMD...: the command's output to log.txt (and to $scratch/NAME.out); exit 1 on failure.
+# run NAME CMD...: the command's output to log.txt (and to $scratch/NAME.out), at most 150 s;
+# exit 1 on failure.
 run() {
   local name=$1; shift
   local t0=$SECONDS
   echo "== $name: $*" >>"$log"
-  if ! "$@" >"$scratch/$name.out" 2>&1; then
+  if ! timeout 150 "$@" >"$scratch/$name.out" 2>&1; then
     cat "$scratch/$name.out" >>"$log"
     say "FAILED: $name ($*); see $log"
     tail -5 "$scratch/$name.out"
@@ -69,11 +70,12 @@ else
 fi
 [[ -f $model ]] || run synth "$cs" synth "${shape[@]}" --probe-tokens 0 --quiet --out "$model"
 
-# Prompts of about 32 tokens each (raw text; the synthetic vocabulary is byte-level BPE).
-texts=("The kernel documentation describes how memory is managed across the page cache and swap"
-       "Write a short story about a lighthouse keeper who finds a message in a bottle on the shore"
-       "Explain the difference between a process and a thread, with an example from a web server"
-       "List five ways to make a slow database query faster and say when each of them helps most")
+# Prompts of about 32 tokens each (raw text; the synthetic vocabulary is byte-level BPE with a
+# few merges: about 1.4 characters per token).
+texts=("How is memory managed in the page cache?"
+       "A lighthouse keeper finds a message in a bottle"
+       "The difference between a process and a thread"
+       "Five ways to make a slow database query fast")
 : >"$scratch/prompts.jsonl"
 for ((i = 0; i < n_prompts; ++i)); do
   printf '{"prompt": "%s", "max_tokens": %d}\n' "${texts[i]}" "$gen" >>"$scratch/prompts.jsonl"

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "cache/hybrid_chooser.h"
+#include "cache/plan.h"
 #include "common/error.h"
 #include "offload/copy_engine.h"
 #include "runtime/engine/session_runtime.h"
@@ -107,9 +108,11 @@ CheckCost calibrate_check_cost(const Model& model, const RoutingTrace& trace,
   if (!run.ex().hybrid()) fail(ErrorKind::kInternal, "calibration: the hybrid scheduler is off");
   CheckCost c;
   c.cost = run.ex().hybrid()->model().params();
-  // Non-expert time: each step's wall time less the cost model's time of its expert passes.
-  double decode_rest = 0, prefill_rest = 0, before = 0;
-  int decode_steps = 0, prefill_steps = 0;
+  // Non-expert time: each step's wall time less the cost model's time of its expert passes; the
+  // median over decode steps (the first steps of a fresh runtime pay one-off costs).
+  std::vector<double> decode_rest;
+  double prefill_rest = 0, before = 0;
+  int prefill_steps = 0;
   int64_t prefill_tokens = 0;
   run_trace_steps(*run.session, first_requests(trace, o.warmup),
                   [&](const TraceStep& s, double sec) {
@@ -117,22 +120,26 @@ CheckCost calibrate_check_cost(const Model& model, const RoutingTrace& trace,
                     const double rest = sec - (pred - before);
                     before = pred;
                     if (s.T == 1) {
-                      decode_rest += rest;
-                      ++decode_steps;
+                      decode_rest.push_back(rest);
                     } else {
                       prefill_rest += rest;
                       ++prefill_steps;
                       prefill_tokens += s.T;
                     }
                   });
-  c.step_seconds = decode_steps ? std::max(0.0, decode_rest / decode_steps) : 0.0;
+  if (!decode_rest.empty()) {
+    auto mid = decode_rest.begin() + ptrdiff_t(decode_rest.size() / 2);
+    std::nth_element(decode_rest.begin(), mid, decode_rest.end());
+    c.step_seconds = std::max(0.0, *mid);
+  }
   if (prefill_tokens > 0)
     c.token_seconds =
         std::max(0.0, (prefill_rest - prefill_steps * c.step_seconds) / double(prefill_tokens));
   c.note = fmt::format(
       "calibrated on this machine ({}): {}; non-expert time {:.3f} ms per step + {:.4f} ms per "
-      "prefill token, measured over {} decode and {} prefill steps of {} warm-up request(s)",
-      o.device, c.cost.describe(), 1e3 * c.step_seconds, 1e3 * c.token_seconds, decode_steps,
+      "prefill token, measured over {} decode (median) and {} prefill steps of {} warm-up "
+      "request(s)",
+      o.device, c.cost.describe(), 1e3 * c.step_seconds, 1e3 * c.token_seconds, decode_rest.size(),
       prefill_steps, o.warmup);
   return c;
 }
@@ -198,10 +205,30 @@ CheckResult check_config(const Model& model, const RoutingTrace& trace, const st
   const double sim_tokens = double(r.simulated.decode_tokens - warm.decode_tokens);
   r.sim_decode_tok_s = sim_s > 0 ? sim_tokens / sim_s : 0;
 
-  // The real run, teacher-forced on the trace's tokens.
+  // The real run, teacher-forced on the trace's tokens. The plans say what the routers chose:
+  // compared with the trace, token by token (host-side counting, no extra synchronisation).
+  const TraceHeader& h = trace.header;
+  std::vector<int> layer_index(size_t(h.n_layers), -1);
+  for (size_t i = 0; i < h.moe_layers.size(); ++i) layer_index[size_t(h.moe_layers[i])] = int(i);
+  std::vector<int> traced(size_t(h.n_experts));
+  size_t done = 0;  // steps run so far: the plans seen belong to trace.steps[done]
+  uint64_t same = 0, total = 0;
+  run.ex().set_plan_observer([&](const LayerPlan& p) {
+    if (done >= trace.steps.size() || p.layer < 0 || p.layer >= h.n_layers ||
+        layer_index[size_t(p.layer)] < 0)
+      return;
+    const TraceLayer& l = trace.steps[done].layers[size_t(layer_index[size_t(p.layer)])];
+    for (int32_t e : l.ids) ++traced[size_t(e)];
+    total += l.ids.size();
+    for (const RoutedExpert& x : p.routed)
+      if (x.id.expert >= 0 && x.id.expert < h.n_experts)
+        same += uint64_t(std::min(x.tokens, traced[size_t(x.id.expert)]));
+    for (int32_t e : l.ids) traced[size_t(e)] = 0;
+  });
   int request_no = -1;
   uint32_t request = ~0u;
   run_trace_steps(*run.session, trace, [&](const TraceStep& s, double sec) {
+    ++done;
     if (s.request != request) {
       request = s.request;
       ++request_no;
@@ -212,6 +239,8 @@ CheckResult check_config(const Model& model, const RoutingTrace& trace, const st
       ++r.decode_tokens;
     }
   });
+  run.ex().set_plan_observer({});
+  r.routing_agreement = total ? double(same) / double(total) : 0;
   r.measured = run.ex().telemetry().total;
   r.decode_tok_s = r.decode_seconds > 0 ? double(r.decode_tokens) / r.decode_seconds : 0;
   return r;
@@ -225,6 +254,7 @@ nlohmann::json check_json(const CheckResult& r) {
   };
   return {{"name", r.name},
           {"gpu_slots", r.gpu_slots},
+          {"routing_agreement", r.routing_agreement},
           {"simulated",
            {{"expert_uses", s.expert_uses},
             {"hit_rate", s.hit_rate()},
@@ -254,11 +284,12 @@ std::string format_check_line(const CheckResult& r) {
   return fmt::format(
       "check {}: simulated hit {:.1f}% served {:.1f}% {:.1f} tok/s | measured hit {:.1f}% served "
       "{:.1f}% {:.1f} tok/s | diff hit {:+.1f} pt, served {:+.1f} pt, tok/s {:+.1f}% ({} GPU "
-      "slots)",
+      "slots, routing {:.2f}% as traced)",
       r.name, 100 * s.hit_rate(), 100 * s.served_rate(), r.sim_decode_tok_s, 100 * m.hit_rate(),
       100 * m_served, r.decode_tok_s, 100 * (s.hit_rate() - m.hit_rate()),
       100 * (s.served_rate() - m_served),
-      r.decode_tok_s > 0 ? 100 * (r.sim_decode_tok_s / r.decode_tok_s - 1) : 0.0, r.gpu_slots);
+      r.decode_tok_s > 0 ? 100 * (r.sim_decode_tok_s / r.decode_tok_s - 1) : 0.0, r.gpu_slots,
+      100 * r.routing_agreement);
 }
 
 }  // namespace cs

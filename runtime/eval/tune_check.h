@@ -18,9 +18,9 @@
 // Cost model of the predictions (CheckCost): with `calibrate`, this machine's rates, measured by
 // the offload engine's start-up calibration (runtime/engine/offload_calibration.h) in a runtime
 // with the default configuration, and the non-expert time of a decode step measured on the warm-up
-// requests of that runtime (step wall time minus the cost model's prediction of its expert
-// passes); else a hardware profile's rates and the tuner's estimate (dense weights at memory
-// speed).
+// requests of that runtime (the median over decode steps of the step's wall time minus the cost
+// model's prediction of its expert passes); else a hardware profile's rates and the tuner's
+// estimate (dense weights at memory speed).
 //
 // Thread-safety: none.
 #pragma once
@@ -72,6 +72,9 @@ struct CheckResult {
   double decode_tok_s = 0;      // measured over the same steps
   uint64_t decode_tokens = 0;
   double decode_seconds = 0, wall_seconds = 0;  // measured: those decode steps, the whole run
+  // Share of the trace's (token, expert) choices the run's routers made too: 1 when the device
+  // computes the routers as the traced one did; rounding on another backend can flip near ties.
+  double routing_agreement = 0;
 };
 
 // The replay configuration of an offload configuration at `gpu_slots` (the hot set read from

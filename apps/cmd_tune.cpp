@@ -51,6 +51,12 @@ std::string utc_now() {
 // --check: replay and real run of each configuration, side by side (runtime/eval/tune_check.h).
 void run_check(const TuneArgs& a) {
   const RoutingTrace trace = read_trace_file(a.trace);
+  std::vector<OffloadConfig> configs;  // all loaded first: a bad file fails before any run
+  for (const std::string& name : a.check) {
+    RuntimeConfig rc;
+    if (name != "default") rc.load_file(name);
+    configs.push_back(rc.offload);
+  }
   auto model = Model::load(a.model);
   CheckOptions o;
   o.device = a.device;
@@ -80,10 +86,9 @@ void run_check(const TuneArgs& a) {
                        {"cost_model", cost.note},
                        {"checks", nlohmann::json::array()}};
   std::vector<CheckResult> results;
-  for (const std::string& name : a.check) {
-    RuntimeConfig rc;
-    if (name != "default") rc.load_file(name);
-    results.push_back(check_config(*model, trace, name, rc.offload, cost, o));
+  for (size_t i = 0; i < configs.size(); ++i) {
+    const std::string& name = a.check[i];
+    results.push_back(check_config(*model, trace, name, configs[i], cost, o));
     fmt::print("{}\n", format_check_line(results.back()));
     std::fflush(stdout);
     js["checks"].push_back(check_json(results.back()));
@@ -106,6 +111,9 @@ void run_check(const TuneArgs& a) {
 }
 
 void run_tune(const TuneArgs& a) {
+  if (a.hardware == "calibrate")
+    fail(ErrorKind::kInvalidArgument,
+         "--hardware calibrate: only with --check (the ranking uses a hardware profile)");
   const RoutingTrace trace = read_trace_file(a.trace);
   const ModelShape shape = load_model_shape(a.model);
   TuneOptions o;

@@ -69,7 +69,19 @@ CheckRun start_run(const Model& model, const RoutingTrace& trace, OffloadConfig 
   return r;
 }
 
-int request_count(const RoutingTrace& t, const CheckOptions& o) {
+// The trace fits the model and can be checked with these options.
+void validate(const Model& model, const RoutingTrace& t, const CheckOptions& o) {
+  const ModelConfig& c = model.config();
+  std::vector<int> moe;
+  for (int l = 0; l < c.n_layers; ++l)
+    if (c.is_moe_layer(l)) moe.push_back(l);
+  if (c.n_experts != t.header.n_experts || c.n_experts_per_tok != t.header.k ||
+      moe != t.header.moe_layers)
+    fail(ErrorKind::kInvalidArgument,
+         "tune --check: the trace ({} MoE layers, {} experts, top-{}) was not recorded on this "
+         "model ({} MoE layers, {} experts, top-{})",
+         t.header.moe_layers.size(), t.header.n_experts, t.header.k, moe.size(), c.n_experts,
+         c.n_experts_per_tok);
   if (!t.has_tokens())
     fail(ErrorKind::kInvalidArgument,
          "tune --check: the trace has no token ids (version 1, from an older `coldstream trace`); "
@@ -78,7 +90,6 @@ int request_count(const RoutingTrace& t, const CheckOptions& o) {
     fail(ErrorKind::kInvalidArgument,
          "--warmup {}: the trace has {} requests; at least one must be left to time", o.warmup,
          t.requests());
-  return t.requests();
 }
 
 }  // namespace
@@ -95,7 +106,7 @@ CheckCost check_cost_from_profile(const HardwareProfile& hw, const ModelShape& s
 
 CheckCost calibrate_check_cost(const Model& model, const RoutingTrace& trace,
                                const CheckOptions& o) {
-  request_count(trace, o);
+  validate(model, trace, o);
   if (o.warmup < 1)
     fail(ErrorKind::kInvalidArgument,
          "--hardware calibrate measures the non-expert time on the warm-up requests: give "
@@ -176,7 +187,7 @@ ReplayConfig replay_config(const OffloadConfig& cfg, int gpu_slots, const Routin
 CheckResult check_config(const Model& model, const RoutingTrace& trace, const std::string& name,
                          const OffloadConfig& config, const CheckCost& cost,
                          const CheckOptions& o) {
-  request_count(trace, o);
+  validate(model, trace, o);
   CheckResult r;
   r.name = name;
   CheckRun run = start_run(model, trace, config, o);

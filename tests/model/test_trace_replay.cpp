@@ -311,4 +311,11 @@ TEST_CASE("tune --check: a teacher-forced host-only run measures the simulator's
   for (TraceStep& s : old.steps) s.tokens.clear();
   CHECK_THROWS_WITH_AS(check_config(*m, old, "x", {}, cost, o), doctest::Contains("token ids"),
                        Error);
+  RoutingTrace other = trace;
+  other.header.n_experts += 1;
+  CHECK_THROWS_WITH_AS(check_config(*m, other, "x", {}, cost, o),
+                       doctest::Contains("not recorded on this model"), Error);
+  o.warmup = 3;  // every request
+  CHECK_THROWS_WITH_AS(check_config(*m, trace, "x", {}, cost, o),
+                       doctest::Contains("at least one must be left"), Error);
 }

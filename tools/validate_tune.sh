@@ -18,7 +18,7 @@
 # log.txt (every command's output), check.json, tuned.toml (and tuned.hotset when the tuned
 # configuration has a hot set), variant.toml, plan.txt. Exits 1 when a command fails.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 out=${OUT:-validate_out}
 bindir="" device=cuda scratch=/tmp/coldstream-validate
 while [[ $# -gt 0 ]]; do

@@ -82,11 +82,14 @@ void run_trace(const TraceArgs& a) {
   so.transformer.max_batch = a.max_batch;
   Session session(*model, *backend, so, &rec);
   ProgressBar bar("trace", int64_t(requests.size()), "requests");
-  run_trace_requests(session, *model, requests, [&](size_t i) {
-    rec.begin_request();
-    bar.update(int64_t(i));
-    return !rec.full();
-  });
+  run_trace_requests(
+      session, *model, requests,
+      [&](size_t i) {
+        rec.begin_request();
+        bar.update(int64_t(i));
+        return !rec.full();
+      },
+      [&](std::span<const int32_t> t) { rec.feed(t); });
   bar.finish();
   const RoutingTrace t = rec.take();
   write_trace_file(a.out, t);

@@ -71,7 +71,9 @@ class Reader {
   size_t pos_ = 0;
 };
 
-std::string encode_header(const TraceHeader& h, uint64_t n_steps) {
+constexpr uint32_t kFlagTruncated = 1, kFlagTokens = 2;
+
+std::string encode_header(const TraceHeader& h, uint64_t n_steps, bool tokens) {
   std::string out;
   Writer w(out);
   out.append(kMagic, sizeof(kMagic));
@@ -86,17 +88,18 @@ std::string encode_header(const TraceHeader& h, uint64_t n_steps) {
   w.put(uint32_t(h.horizon));
   w.put(double(h.threshold));
   w.put(uint32_t(h.max_batch));
-  w.put(uint32_t(h.truncated ? 1 : 0));
+  w.put(uint32_t((h.truncated ? kFlagTruncated : 0) | (tokens ? kFlagTokens : 0)));
   w.put(uint32_t(h.model.size()));
   out += h.model;
   w.put(n_steps);
   return out;
 }
 
-void encode_step(std::string& out, const TraceStep& s) {
+void encode_step(std::string& out, const TraceStep& s, bool tokens) {
   Writer w(out);
   w.put(uint32_t(s.request));
   w.put(uint32_t(s.T));
+  if (tokens) w.put_array(s.tokens.data(), s.tokens.size());
   for (const TraceLayer& l : s.layers) {
     w.put(uint32_t(l.ahead));
     for (int32_t id : l.ids) w.put(uint16_t(id));
@@ -130,6 +133,12 @@ int64_t RoutingTrace::tokens() const {
   return n;
 }
 
+bool RoutingTrace::has_tokens() const {
+  return !steps.empty() && std::all_of(steps.begin(), steps.end(), [](const TraceStep& s) {
+    return s.tokens.size() == size_t(s.T);
+  });
+}
+
 void lookahead_logits(const TraceLayer& l, int T, int n_experts, int ahead,
                       std::vector<float>& out) {
   const size_t row = size_t(ahead) * size_t(n_experts),
@@ -141,7 +150,7 @@ void lookahead_logits(const TraceLayer& l, int T, int n_experts, int ahead,
 }
 
 uint64_t encoded_step_bytes(const TraceHeader& h, const TraceStep& s) {
-  uint64_t n = 8;
+  uint64_t n = 8 + 4 * s.tokens.size();
   for (const TraceLayer& l : s.layers)
     n += 4 + l.ids.size() * 2 + l.weights.size() * 4 + l.logits.size() * 4 + 8 +
          4 * (l.pred_lookahead.size() + l.pred_coactivation.size());
@@ -150,8 +159,9 @@ uint64_t encoded_step_bytes(const TraceHeader& h, const TraceStep& s) {
 }
 
 std::string encode_trace(const RoutingTrace& t) {
-  std::string out = encode_header(t.header, t.steps.size());
-  for (const TraceStep& s : t.steps) encode_step(out, s);
+  const bool tokens = t.has_tokens();
+  std::string out = encode_header(t.header, t.steps.size(), tokens);
+  for (const TraceStep& s : t.steps) encode_step(out, s, tokens);
   return out;
 }
 
@@ -161,8 +171,8 @@ RoutingTrace decode_trace(std::string_view bytes, std::string_view origin) {
   r.get_array(magic, 8, "the magic");
   if (std::memcmp(magic, kMagic, 8) != 0) r.bad("not a routing trace (magic is not CSTRACE)");
   const uint32_t version = r.get<uint32_t>("the version");
-  if (version != kTraceVersion)
-    r.bad(fmt::format("version {} is not supported (this build reads version {})", version,
+  if (version != 1 && version != kTraceVersion)
+    r.bad(fmt::format("version {} is not supported (this build reads versions 1 and {})", version,
                       kTraceVersion));
   RoutingTrace t;
   TraceHeader& h = t.header;
@@ -185,7 +195,9 @@ RoutingTrace decode_trace(std::string_view bytes, std::string_view origin) {
   h.horizon = int(r.get<uint32_t>("horizon"));
   h.threshold = r.get<double>("threshold");
   h.max_batch = int(r.get<uint32_t>("max_batch"));
-  h.truncated = (r.get<uint32_t>("flags") & 1u) != 0;
+  const uint32_t flags = r.get<uint32_t>("flags");
+  h.truncated = (flags & kFlagTruncated) != 0;
+  const bool tokens = version >= 2 && (flags & kFlagTokens) != 0;  // version 1 had no ids
   const uint32_t name_len = r.get<uint32_t>("the model name length");
   if (name_len > 4096) r.bad("model name longer than 4096 bytes");
   h.model = r.get_string(name_len, "the model name");
@@ -199,8 +211,14 @@ RoutingTrace decode_trace(std::string_view bytes, std::string_view origin) {
     s.T = int(r.get<uint32_t>("a step's token count"));
     if (s.request < last_request) r.bad("requests out of order");
     last_request = s.request;
-    if (s.T <= 0 || uint64_t(s.T) * uint64_t(h.k) * 6 > r.left())
+    if (s.T <= 0 || uint64_t(s.T) * (uint64_t(h.k) * 6 + (tokens ? 4 : 0)) > r.left())
       r.bad(fmt::format("truncated or bad: a step of {} tokens runs past the end", s.T));
+    if (tokens) {
+      s.tokens.resize(size_t(s.T));
+      r.get_array(s.tokens.data(), s.tokens.size(), "token ids");
+      for (int32_t id : s.tokens)
+        if (id < 0) r.bad(fmt::format("token id {} is negative", id));
+    }
     const size_t n = size_t(s.T) * size_t(h.k);
     s.layers.resize(h.moe_layers.size());
     for (size_t i = 0; i < s.layers.size(); ++i) {
@@ -232,7 +250,7 @@ RoutingTrace decode_trace(std::string_view bytes, std::string_view origin) {
 
 TraceBuilder::TraceBuilder(TraceHeader header, uint64_t max_bytes) : max_(max_bytes) {
   trace_.header = std::move(header);
-  bytes_ = encode_header(trace_.header, 0).size();
+  bytes_ = encode_header(trace_.header, 0, false).size();
 }
 
 bool TraceBuilder::add(TraceStep step) {

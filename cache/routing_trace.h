@@ -4,8 +4,9 @@
 // documents the binary format.
 //
 // The trace keeps the runtime's unit of work, the step: one forward pass over all layers (a
-// prefill chunk of T tokens or one decoded token), within a request (a fresh context). Per step
-// and MoE layer it holds
+// prefill chunk of T tokens or one decoded token), within a request (a fresh context). Per step it
+// holds the T token ids fed (version 2; a run teacher-forced on them routes exactly as traced,
+// whatever the placement), and per MoE layer
 //   ids [T][k], weights [T][k]   the router's choice and its weights, as the planner sees them,
 //   logits [T][ahead * E]        the routers of the next `ahead` MoE layers applied to this
 //                                layer's MoE input (what the gate-lookahead predictor is fed;
@@ -28,7 +29,8 @@
 
 namespace cs {
 
-inline constexpr uint32_t kTraceVersion = 1;
+// Version 2 added the token ids of each step; version 1 files (no ids) are still read.
+inline constexpr uint32_t kTraceVersion = 2;
 
 struct TraceHeader {
   std::string model;  // what was traced (a path or a name), informational
@@ -55,6 +57,7 @@ struct TraceLayer {
 struct TraceStep {
   uint32_t request = 0;
   int T = 0;
+  std::vector<int32_t> tokens;     // [T] the token ids fed; empty when not recorded (version 1)
   std::vector<TraceLayer> layers;  // one per MoE layer, in header.moe_layers order
 };
 
@@ -64,6 +67,8 @@ struct RoutingTrace {
 
   int requests() const { return steps.empty() ? 0 : int(steps.back().request) + 1; }
   int64_t tokens() const;  // tokens over all steps
+  // Every step carries its token ids (a run can be teacher-forced on the trace).
+  bool has_tokens() const;
 };
 
 // The logits of the nearest `ahead` (<= l.ahead) layers of a recorded layer, as a predictor's

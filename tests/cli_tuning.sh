@@ -37,6 +37,17 @@ grep -q "<polyline" "$tmp/best.svg" || fail "no plot"
 grep -q "# tuned" "$tmp/best.toml" || fail "tuned config has no comments"
 "$cs" generate -m "$model" --device cpu --config "$tmp/best.toml" --ids 1,2,3 --max-tokens 2 \
   --greedy >/dev/null 2>"$tmp/gen" || fail "generate with the tuned config: $(cat "$tmp/gen")"
+# tune --check: the simulator against a teacher-forced run on the host-only backend.
+"$cs" tune -m "$model" --trace "$tmp/t.trace" --slots 40 --device cpu --hardware rtx4090 \
+  --hardware-dir "$src/configs/hardware" --check default --check "$tmp/best.toml" \
+  --json "$tmp/check.json" >"$tmp/check" 2>&1 || fail "tune --check failed: $(cat "$tmp/check")"
+grep -q "^check default: simulated hit .* | measured hit .* (40 GPU slots, routing" "$tmp/check" ||
+  fail "no check line: $(cat "$tmp/check")"
+grep -q "^== measured against default: .*best.toml" "$tmp/check" || fail "no comparison line"
+grep -q '"routing_agreement"' "$tmp/check.json" || fail "no JSON"
+"$cs" tune -m "$model" --trace "$tmp/t.trace" --device cpu --check "$tmp/none.toml" 2>"$tmp/err" &&
+  fail "accepted a missing configuration"
+grep -q "none.toml" "$tmp/err" || fail "missing configuration not named: $(cat "$tmp/err")"
 echo "garbage" >"$tmp/g.trace"
 "$cs" tune -m "$model" --trace "$tmp/g.trace" 2>"$tmp/err" && fail "accepted a bad trace"
 grep -q "g.trace: routing trace" "$tmp/err" || fail "bad trace not named: $(cat "$tmp/err")"

@@ -1,5 +1,7 @@
 #include "runtime/eval/trace_io.h"
 
+#include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -80,7 +82,8 @@ std::vector<TraceRequest> load_trace_requests(const std::string& path, const Mod
 
 void run_trace_requests(Session& session, const Model& model,
                         const std::vector<TraceRequest>& requests,
-                        const std::function<bool(size_t)>& before) {
+                        const std::function<bool(size_t)>& before,
+                        const std::function<void(std::span<const int32_t>)>& feed) {
   for (size_t i = 0; i < requests.size(); ++i) {
     session.reset();
     if (before && !before(i)) return;
@@ -91,6 +94,7 @@ void run_trace_requests(Session& session, const Model& model,
     if (int(r.prompt.size()) + r.max_tokens > room)
       r.prompt.erase(r.prompt.begin(),
                      r.prompt.begin() + ptrdiff_t(int(r.prompt.size()) + r.max_tokens - room));
+    if (feed) feed(r.prompt);
     if (r.max_tokens == 0) {
       session.eval(r.prompt);
       continue;
@@ -99,7 +103,39 @@ void run_trace_requests(Session& session, const Model& model,
     g.max_tokens = r.max_tokens;
     g.sampling.greedy = true;
     g.stop_tokens = model.config().eos_token_ids;
-    session.generate(r.prompt, g);
+    // Session::generate feeds a token back unless it stops generation or is the last one.
+    int n = 0;
+    TokenCallback on_token;
+    if (feed)
+      on_token = [&](int32_t t) {
+        const auto& stop = g.stop_tokens;
+        if (++n < g.max_tokens && std::find(stop.begin(), stop.end(), t) == stop.end())
+          feed(std::span<const int32_t>(&t, 1));
+        return true;
+      };
+    session.generate(r.prompt, g, on_token);
+  }
+}
+
+void run_trace_steps(Session& session, const RoutingTrace& trace,
+                     const std::function<void(const TraceStep&, double seconds)>& after) {
+  if (!trace.has_tokens())
+    fail(ErrorKind::kInvalidArgument,
+         "the routing trace has no token ids (recorded by an older `coldstream trace`, version 1); "
+         "record it again");
+  uint32_t request = ~0u;
+  for (const TraceStep& s : trace.steps) {
+    if (s.request != request) {
+      session.reset();
+      request = s.request;
+    }
+    if (session.n_past() + s.T > session.n_ctx())
+      fail(ErrorKind::kContextFull, "trace request {}: {} tokens do not fit a context of {}",
+           s.request, session.n_past() + s.T, session.n_ctx());
+    const auto t0 = std::chrono::steady_clock::now();
+    session.eval(s.tokens);
+    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (after) after(s, sec);
   }
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -34,9 +35,19 @@ std::vector<TraceRequest> load_trace_requests(const std::string& path, const Mod
 
 // Runs each request from an empty context: prefill, then greedy decoding until max_tokens or an
 // end-of-sequence token. `before` is called before each request (index); returning false stops.
+// `feed` (optional) hears the tokens about to enter the model, in order: the prompt, then each
+// generated token that is fed back (not the last one, which is never evaluated).
 void run_trace_requests(Session& session, const Model& model,
                         const std::vector<TraceRequest>& requests,
-                        const std::function<bool(size_t)>& before);
+                        const std::function<bool(size_t)>& before,
+                        const std::function<void(std::span<const int32_t>)>& feed = {});
+
+// Teacher-forced run of a trace (REQUIRES: trace.has_tokens()): each recorded step's token ids
+// in one Session::eval, a fresh context at each new request, so the session runs the same
+// forward passes (steps) on the same tokens as when traced and the routing is the trace's.
+// `after` hears each step and the wall time of its eval.
+void run_trace_steps(Session& session, const RoutingTrace& trace,
+                     const std::function<void(const TraceStep&, double seconds)>& after);
 
 // The routing statistics of a trace (requests as recorded).
 RoutingStats::Report routing_report(const RoutingTrace& trace);

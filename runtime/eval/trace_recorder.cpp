@@ -81,6 +81,11 @@ void TraceRecorder::begin_request() {
   flush();
   if (request_used_) ++request_;
   request_used_ = false;
+  pending_.clear();
+}
+
+void TraceRecorder::feed(std::span<const int32_t> tokens) {
+  pending_.insert(pending_.end(), tokens.begin(), tokens.end());
 }
 
 RoutingTrace TraceRecorder::take() {
@@ -99,6 +104,10 @@ void TraceRecorder::forward(int layer, const float* x, int T, const int32_t* ids
       request_used_ = true;
       step_.request = request_;
       step_.T = T;
+      if (pending_.size() >= size_t(T)) {
+        step_.tokens.assign(pending_.begin(), pending_.begin() + T);
+        pending_.erase(pending_.begin(), pending_.begin() + T);
+      }
     }
     TraceLayer l;
     l.layer = layer;

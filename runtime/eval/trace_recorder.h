@@ -9,6 +9,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "cache/predictor.h"
@@ -35,6 +36,9 @@ class TraceRecorder final : public MoeExecutor {
   ~TraceRecorder() override;
 
   void begin_request();
+  // Tokens the session is about to run, in order (run_trace_requests' `feed`): each step takes
+  // its T ids from the front. Steps without fed ids leave the trace without token ids.
+  void feed(std::span<const int32_t> tokens);
   void forward(int layer, const float* x, int T, const int32_t* ids, const float* weights,
                float* out) override;
   // Closes the step in progress. full(): the cap was reached; later steps are not recorded.
@@ -59,6 +63,7 @@ class TraceRecorder final : public MoeExecutor {
   Buffer logits_;
   int logits_T_ = 0;
   std::vector<float> host_x_;
+  std::vector<int32_t> pending_;  // fed ids not yet taken by a step
 };
 
 }  // namespace cs

@@ -51,6 +51,10 @@ int slots_for_budget(const ModelShape& shape, uint64_t vram_budget, int context,
   return slots;
 }
 
+double dense_step_seconds(const ModelShape& shape, const HardwareProfile& hw) {
+  return double(shape.dense_bytes - shape.embed_bytes) / hw.vram_bw;
+}
+
 std::vector<TuneCandidate> tune_candidates(const RoutingTrace& trace, int gpu_slots,
                                            int host_slots) {
   const TraceHeader& h = trace.header;
@@ -115,9 +119,8 @@ TuneReport tune(const RoutingTrace& trace, const ModelShape& shape, const TuneOp
   if (r.host_slots >= int(shape.expert_total())) r.host_slots = 0;
   // Non-expert work: the dense weights read once per step at the GPU's memory rate, and the
   // prefill FLOPs of the dense part per token.
-  const double step_s = o.step_seconds >= 0
-                            ? o.step_seconds
-                            : double(shape.dense_bytes - shape.embed_bytes) / o.hardware.vram_bw;
+  const double step_s =
+      o.step_seconds >= 0 ? o.step_seconds : dense_step_seconds(shape, o.hardware);
   const double token_s = o.token_seconds >= 0 ? o.token_seconds : 0.0;
 
   const std::vector<HotSetEntry> hot_all = hot_set_from_trace(trace, r.gpu_slots);

@@ -64,6 +64,10 @@ struct TuneReport {
 // GPU expert slots a VRAM budget leaves after the dense weights, the KV cache and a reserve.
 int slots_for_budget(const ModelShape& shape, uint64_t vram_budget, int context, std::string* note);
 
+// The tuner's estimate of a step's non-expert time: the dense weights (but the embedding) read
+// once at the GPU's memory rate.
+double dense_step_seconds(const ModelShape& shape, const HardwareProfile& hw);
+
 // The candidates the tuner tries for this trace and slot count.
 std::vector<TuneCandidate> tune_candidates(const RoutingTrace& trace, int gpu_slots,
                                            int host_slots);

@@ -3,7 +3,8 @@
 // gives the hit rate that a real offload run (host-only backend and copy engine) measures, within
 // one percentage point, for several policies, budgets, predictors and both miss paths; the
 // cost-model prediction of the run's time is within 15% of the measured time when copies are
-// throttled to dominate; the tuned configuration is at least as good as the default in replay.
+// throttled to dominate; the tuned configuration is at least as good as the default in replay;
+// `tune --check` runs the model teacher-forced on the trace and measures the replay's hit rate.
 #include <doctest/doctest.h>
 
 #include <fmt/format.h>
@@ -19,6 +20,7 @@
 #include "runtime/engine/offload_moe_executor.h"
 #include "runtime/eval/trace_io.h"
 #include "runtime/eval/trace_recorder.h"
+#include "runtime/eval/tune_check.h"
 #include "runtime/eval/tuner.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tests/common/fixtures.h"
@@ -53,10 +55,13 @@ RoutingTrace record(const Model& m, Backend& b, const std::vector<TraceRequest>&
   o.lookahead = 2;
   TraceRecorder rec(b, m, o);
   Session s(m, b, {}, &rec);
-  run_trace_requests(s, m, reqs, [&](size_t) {
-    rec.begin_request();
-    return true;
-  });
+  run_trace_requests(
+      s, m, reqs,
+      [&](size_t) {
+        rec.begin_request();
+        return true;
+      },
+      [&](std::span<const int32_t> t) { rec.feed(t); });
   // Through the file format, as `coldstream tune` reads it.
   return decode_trace(encode_trace(rec.take()), "memory");
 }
@@ -239,4 +244,78 @@ TEST_CASE("tune: the tuned configuration is at least as fast as the default in a
                       best.label(), mt.seconds, mt.t.hit_rate(), md.seconds, md.t.hit_rate()));
   CHECK(r.rows.front().result.seconds <= r.rows[r.default_row].result.seconds);
   CHECK(mt.seconds <= md.seconds * 1.05);
+}
+
+TEST_CASE("tune --check: a teacher-forced host-only run measures the simulator's hit rate") {
+  // The trace keeps the token ids fed; a run forced on them routes as traced, so the measured
+  // counts are the replay's (host-only copies are synchronous: the replay's timing assumption).
+  auto m = Model::load(demo_path());
+  auto b = make_cpu_backend();  // the backend of --device cpu, as `coldstream trace` records
+  const RoutingTrace trace = record(*m, *b, requests(*m, 3, 40, 12));
+  REQUIRE(trace.has_tokens());
+  uint64_t timed = 0;
+  for (const TraceStep& s : trace.steps) timed += s.T == 1 && s.request > 0;
+  CheckOptions o;
+  o.device = "cpu";
+  o.gpu_slots = 40;
+  o.warmup = 1;
+  const CheckCost cost = check_cost_from_profile(
+      load_hardware_profile("rtx4090", test::fixture_dir() + "/../../configs/hardware"),
+      load_model_shape(demo_path()));
+  std::vector<std::pair<std::string, OffloadConfig>> configs(5);
+  configs[0].first = "default";  // hybrid: the executor adapts its split, the replay does not
+  configs[1].first = "stream lru";
+  configs[1].second.offload.mode = OffloadMode::kStream;
+  configs[1].second.cache.policy = PolicyKind::kLru;
+  configs[1].second.predictor.kind = PredictorKind::kNone;
+  configs[2].first = "stream lookahead 2";
+  configs[2].second.offload.mode = OffloadMode::kStream;
+  configs[2].second.predictor.horizon = 2;
+  configs[3].first = "cpu lfu";
+  configs[3].second.offload.mode = OffloadMode::kCpu;
+  configs[3].second.cache.policy = PolicyKind::kLfu;
+  configs[4].first = "hybrid without adaptation";  // the split is the replay's: same counts
+  configs[4].second.offload.adapt = 0;
+  for (const auto& [name, cfg] : configs) {
+    CAPTURE(name);
+    const CheckResult r = check_config(*m, trace, name, cfg, cost, o);
+    MESSAGE(format_check_line(r));
+    CHECK(r.gpu_slots == 40);
+    // Streamed experts compute as when traced; a CPU expert's int8 activations can flip a near
+    // tie in a later router.
+    if (cfg.offload.mode == OffloadMode::kStream)
+      CHECK(r.routing_agreement == 1.0);
+    else
+      CHECK(r.routing_agreement > 0.99);
+    CHECK(r.measured.expert_uses == r.simulated.expert_uses);
+    CHECK(r.simulated.expert_uses > 1000);
+    if (name != "default") {
+      CHECK(std::abs(r.simulated.hit_rate() - r.measured.hit_rate()) <= 0.01);
+      CHECK(r.measured.waits == 0);
+      CHECK(r.measured.prefetches == r.simulated.prefetches);
+    }
+    // Timed: the decode steps of the requests after the warm-up one.
+    CHECK(r.decode_tokens == timed);
+    CHECK(r.decode_tokens > 10);
+    CHECK(r.decode_tok_s > 0);
+    CHECK(r.sim_decode_tok_s > 0);
+    CHECK(format_check_line(r).find("| measured hit") != std::string::npos);
+  }
+  // This machine's cost model: the warm-up request's non-expert time is measured.
+  const CheckCost cal = calibrate_check_cost(*m, trace, o);
+  CHECK(cal.step_seconds > 0);
+  CHECK(cal.cost.copy_rate > 0);
+  CHECK(cal.note.find("calibrated") != std::string::npos);
+  // A version 1 trace (no ids) is refused with a message.
+  RoutingTrace old = trace;
+  for (TraceStep& s : old.steps) s.tokens.clear();
+  CHECK_THROWS_WITH_AS(check_config(*m, old, "x", {}, cost, o), doctest::Contains("token ids"),
+                       Error);
+  RoutingTrace other = trace;
+  other.header.n_experts += 1;
+  CHECK_THROWS_WITH_AS(check_config(*m, other, "x", {}, cost, o),
+                       doctest::Contains("not recorded on this model"), Error);
+  o.warmup = 3;  // every request
+  CHECK_THROWS_WITH_AS(check_config(*m, trace, "x", {}, cost, o),
+                       doctest::Contains("at least one must be left"), Error);
 }

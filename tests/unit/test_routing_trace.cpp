@@ -1,5 +1,6 @@
-// The routing-trace format (cache/routing_trace.h): round trip, errors that name what is wrong,
-// the size cap; and NVML's absence is reported, not fatal.
+// The routing-trace format (cache/routing_trace.h): round trip, token ids (version 2) and
+// version 1 files, errors that name what is wrong, the size cap; and NVML's absence is reported,
+// not fatal.
 #include <doctest/doctest.h>
 
 #include <cstring>
@@ -66,6 +67,46 @@ TEST_CASE("routing trace: encode and decode round trip") {
   CHECK(encode_trace(u) == bytes);
 }
 
+TEST_CASE("routing trace: version 2 keeps token ids; version 1 files still read") {
+  RoutingTrace t = sample(7);
+  CHECK_FALSE(t.has_tokens());
+  for (TraceStep& s : t.steps)
+    for (int i = 0; i < s.T; ++i) s.tokens.push_back(int32_t(100 * s.request + 7 * i + s.T));
+  REQUIRE(t.has_tokens());
+  const std::string v2 = encode_trace(t);
+  uint32_t version = 0;
+  std::memcpy(&version, v2.data() + 8, 4);
+  CHECK(version == 2);
+  const RoutingTrace u = decode_trace(v2, "x");
+  REQUIRE(u.has_tokens());
+  for (size_t s = 0; s < t.steps.size(); ++s) CHECK(u.steps[s].tokens == t.steps[s].tokens);
+  CHECK(encode_trace(u) == v2);
+  CHECK(encoded_step_bytes(t.header, t.steps[0]) ==
+        encoded_step_bytes(t.header, sample(7).steps[0]) + 4 * uint64_t(t.steps[0].T));
+
+  // A step without ids: the trace is written without any (the flag clear), as version 1 was.
+  t.steps[3].tokens.clear();
+  CHECK_FALSE(t.has_tokens());
+  std::string v1 = encode_trace(t);
+  CHECK(v1.size() == v2.size() - 4 * uint64_t(t.tokens()));
+  CHECK(v1 == encode_trace(sample(7)));
+  // Version 1 bytes are version 2 without ids: the same file with version 1 reads the same.
+  const uint32_t one = 1;
+  std::memcpy(v1.data() + 8, &one, 4);
+  const RoutingTrace w = decode_trace(v1, "old.trace");
+  CHECK_FALSE(w.has_tokens());
+  REQUIRE(w.steps.size() == 7);
+  for (size_t s = 0; s < 7; ++s) {
+    CHECK(w.steps[s].tokens.empty());
+    CHECK(w.steps[s].layers[0].ids == t.steps[s].layers[0].ids);
+  }
+  // A version 1 file with flag bit 1 set (never written) does not grow ids.
+  std::string odd = v1;
+  const size_t flags_at = 8 + 4 + 16 + 4 * 2 + 8 + 4 + 4 + 8 + 4;
+  odd[flags_at] |= 2;
+  CHECK_FALSE(decode_trace(odd, "odd").has_tokens());
+}
+
 TEST_CASE("routing trace: bad files are errors naming the problem") {
   const std::string bytes = encode_trace(sample(4));
   auto err = [](const std::string& b) {
@@ -80,6 +121,7 @@ TEST_CASE("routing trace: bad files are errors naming the problem") {
   std::string v = bytes;
   v[8] = 9;
   CHECK(err(v).find("version 9 is not supported") != std::string::npos);
+  CHECK(err(v).find("versions 1 and 2") != std::string::npos);
   CHECK(err(bytes.substr(0, bytes.size() - 3)).find("truncated") != std::string::npos);
   CHECK(err(bytes + "x").find("after the last step") != std::string::npos);
   CHECK(err(bytes).find("t.trace") == std::string::npos);  // a good file decodes

@@ -1,0 +1,95 @@
+// `coldstream tune --check`: is the simulator honest on this machine? For each offload
+// configuration, the trace is replayed through the simulator (cache/trace_replay.h, the code
+// `tune` ranks with) and the real model runs through the offload engine (OffloadRuntime: the
+// executor with its real cache, planner and copies) teacher-forced on the trace's token ids, one
+// Session::eval per recorded step, so both see the same routing. Hit and served rates and decode
+// tokens per second are compared.
+//
+// Both start from an empty cache and cover every step: hit rates are over the whole trace. Time
+// is compared over the decode steps (T == 1) of the requests after the first `warmup` ones (the
+// replay of those first requests alone is a prefix of the full replay and is subtracted).
+//
+// The replay's timing assumption: every copy a layer starts has landed when the next layer is
+// planned. On a GPU some prefetches are still in flight when needed (waits): they are hits in the
+// replay and waits in the run, so the replay's hit rate is to be read against the measured
+// served rate (hits + waits) there; on the host-only backend copies run synchronously and the
+// hit rates match.
+//
+// Cost model of the predictions (CheckCost): with `calibrate`, this machine's rates, measured by
+// the offload engine's start-up calibration (runtime/engine/offload_calibration.h) in a runtime
+// with the default configuration, and the non-expert time of a decode step measured on the warm-up
+// requests of that runtime (the median over decode steps of the step's wall time minus the cost
+// model's prediction of its expert passes); else a hardware profile's rates and the tuner's
+// estimate (dense weights at memory speed).
+//
+// Thread-safety: none.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "cache/cost_model.h"
+#include "cache/routing_trace.h"
+#include "cache/trace_replay.h"
+#include "offload/offload_config.h"
+#include "offload/telemetry.h"
+#include "runtime/eval/hardware.h"
+#include "runtime/eval/model_shape.h"
+#include "runtime/model/model.h"
+
+namespace cs {
+
+struct CheckOptions {
+  std::string device = "cuda";  // a --device value: cuda, cuda:N, cpu
+  uint64_t vram_budget = 0;     // > 0: overrides every configuration's device.vram_budget
+  int gpu_slots = 0;            // > 0: exactly this many GPU slots (tests, the CPU smoke run)
+  int warmup = 1;               // leading requests left out of the timing (and used to calibrate)
+  std::function<void(const std::string&)> log;  // progress; null: quiet
+};
+
+struct CheckCost {
+  CostParams cost;
+  double step_seconds = 0, token_seconds = 0;  // non-expert time per step and per token
+  std::string note;                            // where the numbers come from
+};
+
+// The cost model from a hardware profile (the tuner's estimate of the non-expert time).
+CheckCost check_cost_from_profile(const HardwareProfile& hw, const ModelShape& shape);
+// This machine's cost model (see above): a runtime with the default configuration (hybrid,
+// calibrated at start, no adaptation) runs the trace's first `warmup` requests.
+CheckCost calibrate_check_cost(const Model& model, const RoutingTrace& trace,
+                               const CheckOptions& options);
+
+struct CheckResult {
+  std::string name;
+  int gpu_slots = 0;
+  ReplayResult simulated;       // whole trace
+  StepTelemetry measured;       // whole trace
+  double sim_decode_tok_s = 0;  // decode steps after the warm-up requests
+  double decode_tok_s = 0;      // measured over the same steps
+  uint64_t decode_tokens = 0;
+  double decode_seconds = 0, wall_seconds = 0;  // measured: those decode steps, the whole run
+  // Share of the trace's (token, expert) choices the run's routers made too: 1 when the device
+  // computes the routers as the traced one did; rounding on another backend can flip near ties.
+  double routing_agreement = 0;
+};
+
+// The replay configuration of an offload configuration at `gpu_slots` (the hot set read from
+// config.cache.hot_set when set).
+ReplayConfig replay_config(const OffloadConfig& config, int gpu_slots, const RoutingTrace& trace);
+
+// One configuration: replay and measured run (REQUIRES: trace.has_tokens()).
+CheckResult check_config(const Model& model, const RoutingTrace& trace, const std::string& name,
+                         const OffloadConfig& config, const CheckCost& cost,
+                         const CheckOptions& options);
+
+// The result as JSON (for --json).
+nlohmann::json check_json(const CheckResult& r);
+
+// "check NAME: simulated hit X% served Y% Z tok/s | measured ... | diff ..."
+std::string format_check_line(const CheckResult& r);
+
+}  // namespace cs

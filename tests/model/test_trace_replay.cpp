@@ -292,7 +292,13 @@ TEST_CASE("tune --check: a teacher-forced host-only run measures the simulator's
     if (name != "default") {
       CHECK(std::abs(r.simulated.hit_rate() - r.measured.hit_rate()) <= 0.01);
       CHECK(r.measured.waits == 0);
-      CHECK(r.measured.prefetches == r.simulated.prefetches);
+      // Exact when every expert computes as traced; a flipped near tie (CPU experts, seen on an
+      // AVX-512 host) may move a prediction or two.
+      if (cfg.offload.mode == OffloadMode::kStream)
+        CHECK(r.measured.prefetches == r.simulated.prefetches);
+      else
+        CHECK(std::abs(double(r.measured.prefetches) - double(r.simulated.prefetches)) <=
+              0.01 * double(r.simulated.prefetches));
     }
     // Timed: the decode steps of the requests after the warm-up one.
     CHECK(r.decode_tokens == timed);

@@ -119,7 +119,7 @@ ReplayResult replay_trace(const RoutingTrace& trace, const ReplayConfig& cfg) {
     r.tokens += uint64_t(step.T);
     const bool decode = step.T == 1;
     (decode ? r.decode_tokens : r.prefill_tokens) += uint64_t(step.T);
-    double step_time = cfg.step_seconds + cfg.token_seconds * step.T;
+    double step_time = cfg.step_seconds + cfg.token_seconds * (step.T - 1);
     for (const TraceLayer& l : step.layers) {
       flight.land(*gpu, host.get());
       const uint64_t gpu_ev = gpu->evictions(), host_ev = host ? host->evictions() : 0;

@@ -48,7 +48,7 @@ struct ReplayConfig {
   std::vector<HotSetEntry> hot_set;
   // Predicted time (optional): each layer's passes through the cost model, with the prefetch
   // copies a layer starts occupying the copy channel of the next layer's first pass; plus the
-  // non-expert work of each step: step_seconds + token_seconds * T.
+  // non-expert work of each step: step_seconds (a one-token step) + token_seconds * (T - 1).
   const CostModel* cost = nullptr;  // not owned
   double step_seconds = 0, token_seconds = 0;
 };

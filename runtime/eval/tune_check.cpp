@@ -143,9 +143,10 @@ CheckCost calibrate_check_cost(const Model& model, const RoutingTrace& trace,
     std::nth_element(decode_rest.begin(), mid, decode_rest.end());
     c.step_seconds = std::max(0.0, *mid);
   }
-  if (prefill_tokens > 0)
-    c.token_seconds =
-        std::max(0.0, (prefill_rest - prefill_steps * c.step_seconds) / double(prefill_tokens));
+  // Each token of a prefill step past the first (a one-token step costs step_seconds).
+  if (prefill_tokens > prefill_steps)
+    c.token_seconds = std::max(0.0, (prefill_rest - prefill_steps * c.step_seconds) /
+                                        double(prefill_tokens - prefill_steps));
   c.note = fmt::format(
       "calibrated on this machine ({}): {}; non-expert time {:.3f} ms per step + {:.4f} ms per "
       "prefill token, measured over {} decode (median) and {} prefill steps of {} warm-up "

@@ -52,7 +52,7 @@ struct CheckOptions {
 
 struct CheckCost {
   CostParams cost;
-  double step_seconds = 0, token_seconds = 0;  // non-expert time per step and per token
+  double step_seconds = 0, token_seconds = 0;  // non-expert time per step, per extra token
   std::string note;                            // where the numbers come from
 };
 

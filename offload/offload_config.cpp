@@ -422,6 +422,14 @@ void load_offload_config(const std::string& path, OffloadConfig& config) {
   parse_offload_config(ss.str(), path, config);
 }
 
+std::vector<HotSetEntry> load_hot_set_file(const std::string& path, int n_layers, int n_experts) {
+  std::ifstream in(path);
+  if (!in) fail(ErrorKind::kNotFound, "{}: cannot open the hot-set profile (cache.hot_set)", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_hot_set(ss.str(), path, n_layers, n_experts);
+}
+
 void set_offload_key(OffloadConfig& config, const std::string& key, const std::string& value,
                      const std::string& flag) {
   const size_t dot = key.find('.');

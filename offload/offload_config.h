@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cache/hot_set.h"
 #include "cache/plan.h"
 #include "cache/policy.h"
 #include "cache/predictor.h"
@@ -85,6 +86,9 @@ struct OffloadConfig {
 // the values already in `config`.
 void parse_offload_config(std::string_view text, const std::string& origin, OffloadConfig& config);
 void load_offload_config(const std::string& path, OffloadConfig& config);
+// The hot-set profile at `path` (the value of cache.hot_set), parsed for n_layers x n_experts.
+// Throws cs::Error naming the file when it cannot be read or is malformed.
+std::vector<HotSetEntry> load_hot_set_file(const std::string& path, int n_layers, int n_experts);
 
 // Sets one key ("cache.policy") from command-line text; `flag` names the flag in errors.
 void set_offload_key(OffloadConfig& config, const std::string& key, const std::string& value,

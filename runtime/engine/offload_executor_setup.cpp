@@ -5,8 +5,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "cache/hybrid_chooser.h"
 #include "cache/planner.h"
@@ -328,11 +326,7 @@ void OffloadMoeExecutor::calibrate() {
 void OffloadMoeExecutor::load_hot_set() {
   const std::string& path = opt_.config.cache.hot_set;
   if (path.empty()) return;
-  std::ifstream in(path);
-  if (!in) fail(ErrorKind::kNotFound, "{}: cannot open the hot-set profile (cache.hot_set)", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const auto entries = parse_hot_set(ss.str(), path, n_layers_, E_);
+  const auto entries = load_hot_set_file(path, n_layers_, E_);
   std::vector<ExpertId> skipped;
   PlanPass pass;
   pass.demand = planner_->plan_hot_set(entries, &skipped);

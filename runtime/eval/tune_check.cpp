@@ -3,9 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "cache/hybrid_chooser.h"
 #include "cache/plan.h"
@@ -175,13 +173,8 @@ ReplayConfig replay_config(const OffloadConfig& cfg, int gpu_slots, const Routin
     const uint64_t n = cfg.memory.host_budget / h.expert_bytes;
     rc.host_slots = n >= total ? 0 : int(n);
   }
-  if (!cfg.cache.hot_set.empty()) {
-    std::ifstream in(cfg.cache.hot_set);
-    if (!in) fail(ErrorKind::kNotFound, "cache.hot_set: cannot open '{}'", cfg.cache.hot_set);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    rc.hot_set = parse_hot_set(ss.str(), cfg.cache.hot_set, h.n_layers, h.n_experts);
-  }
+  if (!cfg.cache.hot_set.empty())
+    rc.hot_set = load_hot_set_file(cfg.cache.hot_set, h.n_layers, h.n_experts);
   return rc;
 }
 
@@ -197,11 +190,12 @@ CheckResult check_config(const Model& model, const RoutingTrace& trace, const st
   // The simulator, at the runtime's slot count; the hybrid split uses the executor's own
   // calibrated model (without the run's adaptation).
   const CostModel cm(cost.cost);
+  ReplayConfig base = replay_config(config, r.gpu_slots, trace);
+  base.cost = &cm;
+  base.step_seconds = cost.step_seconds;
+  base.token_seconds = cost.token_seconds;
   auto replay = [&](const RoutingTrace& t) {
-    ReplayConfig rc = replay_config(config, r.gpu_slots, trace);
-    rc.cost = &cm;
-    rc.step_seconds = cost.step_seconds;
-    rc.token_seconds = cost.token_seconds;
+    ReplayConfig rc = base;
     std::unique_ptr<HybridChooser> chooser;
     if (config.offload.mode == OffloadMode::kHybrid) {
       chooser =
@@ -261,9 +255,6 @@ CheckResult check_config(const Model& model, const RoutingTrace& trace, const st
 nlohmann::json check_json(const CheckResult& r) {
   const ReplayResult& s = r.simulated;
   const StepTelemetry& m = r.measured;
-  auto served = [](const StepTelemetry& t) {
-    return t.expert_uses ? double(t.hits + t.waits) / double(t.expert_uses) : 0.0;
-  };
   return {{"name", r.name},
           {"gpu_slots", r.gpu_slots},
           {"routing_agreement", r.routing_agreement},
@@ -278,7 +269,7 @@ nlohmann::json check_json(const CheckResult& r) {
           {"measured",
            {{"expert_uses", m.expert_uses},
             {"hit_rate", m.hit_rate()},
-            {"served_rate", served(m)},
+            {"served_rate", m.share(m.hits + m.waits)},
             {"waits", m.waits},
             {"demand", m.demand},
             {"cpu", m.cpu},
@@ -291,7 +282,7 @@ nlohmann::json check_json(const CheckResult& r) {
 
 std::string format_check_line(const CheckResult& r) {
   const StepTelemetry& m = r.measured;
-  const double m_served = m.expert_uses ? double(m.hits + m.waits) / double(m.expert_uses) : 0.0;
+  const double m_served = m.share(m.hits + m.waits);
   const ReplayResult& s = r.simulated;
   return fmt::format(
       "check {}: simulated hit {:.1f}% served {:.1f}% {:.1f} tok/s | measured hit {:.1f}% served "

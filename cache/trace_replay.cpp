@@ -176,7 +176,7 @@ ReplayResult replay_trace(const RoutingTrace& trace, const ReplayConfig& cfg) {
         for (size_t i = 0; i < plan.passes.size(); ++i) {
           PassLoad load = pass_load(plan.passes[i]);
           if (i == 0) load.in_flight += carried;
-          step_time += cfg.cost->pass_seconds(load).total;
+          step_time += cfg.expert_scale * cfg.cost->pass_seconds(load).total;
         }
         carried = 0;
         for (const PlanCopy& c : plan.prefetches) carried += c.slot >= 0;

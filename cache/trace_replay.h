@@ -49,8 +49,11 @@ struct ReplayConfig {
   // Predicted time (optional): each layer's passes through the cost model, with the prefetch
   // copies a layer starts occupying the copy channel of the next layer's first pass; plus the
   // non-expert work of each step: step_seconds (a one-token step) + token_seconds * (T - 1).
+  // `expert_scale` multiplies the cost model's time of every pass (a measured correction: see
+  // runtime/eval/tune_check.h).
   const CostModel* cost = nullptr;  // not owned
   double step_seconds = 0, token_seconds = 0;
+  double expert_scale = 1;
 };
 
 struct ReplayResult {

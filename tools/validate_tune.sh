@@ -111,5 +111,10 @@ if [[ $device == cuda ]]; then
     --no-channels --prefill 0 --prompt 32 --generate "$gen"
   grep -E "^configured" "$scratch/resident.out" | head -1 | cut -c1-200 |
     sed 's/^/measured, every expert fitting the GPU: /' | tee -a "$sum"
+  # What the plan's "every expert stays resident" means: no offload engine (chat without offload
+  # settings), the resident decode path with CUDA graphs.
+  run resident_bench "$cs" bench --model "$model" --no-kernels --prompt 32 --gen "$gen" --prefill 0
+  grep -E "^  decode \(" "$scratch/resident_bench.out" | sed 's/^ */measured, resident path: /' |
+    tee -a "$sum"
 fi
 say "done in $((SECONDS - t_start)) s: $out/"

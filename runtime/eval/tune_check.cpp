@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 
 #include "cache/hybrid_chooser.h"
@@ -92,6 +93,42 @@ void validate(const Model& model, const RoutingTrace& t, const CheckOptions& o) 
 
 }  // namespace
 
+ExpertTimeFit fit_expert_time(const std::vector<double>& predicted,
+                              const std::vector<double>& seconds) {
+  ExpertTimeFit f;
+  const size_t n = std::min(predicted.size(), seconds.size());
+  f.steps = int(n);
+  if (n == 0) return f;
+  auto median = [](std::vector<double> v) {
+    auto mid = v.begin() + ptrdiff_t(v.size() / 2);
+    std::nth_element(v.begin(), mid, v.end());
+    return *mid;
+  };
+  std::vector<double> sorted(predicted.begin(), predicted.begin() + ptrdiff_t(n));
+  std::sort(sorted.begin(), sorted.end());
+  const double p10 = sorted[n / 10], p90 = sorted[n - 1 - n / 10];
+  const double min_gap = 0.1 * sorted[n / 2];
+  if (p90 - p10 >= min_gap && min_gap > 0) {
+    std::vector<double> slopes;
+    for (size_t i = 0; i < n; ++i)
+      for (size_t j = i + 1; j < n; ++j) {
+        const double dp = predicted[j] - predicted[i];
+        if (std::abs(dp) >= min_gap) slopes.push_back((seconds[j] - seconds[i]) / dp);
+      }
+    if (slopes.size() >= 20) {
+      const double s = median(std::move(slopes));
+      if (s >= 0.5 && s <= 3.0) {
+        f.scale = s;
+        f.fitted = true;
+      }
+    }
+  }
+  std::vector<double> rest(n);
+  for (size_t i = 0; i < n; ++i) rest[i] = seconds[i] - f.scale * predicted[i];
+  f.rest = median(std::move(rest));
+  return f;
+}
+
 CheckCost check_cost_from_profile(const HardwareProfile& hw, const ModelShape& shape) {
   CheckCost c;
   c.cost = hw.cost_params(shape.expert_bytes);
@@ -117,40 +154,36 @@ CheckCost calibrate_check_cost(const Model& model, const RoutingTrace& trace,
   if (!run.ex().hybrid()) fail(ErrorKind::kInternal, "calibration: the hybrid scheduler is off");
   CheckCost c;
   c.cost = run.ex().hybrid()->model().params();
-  // Non-expert time: each step's wall time less the cost model's time of its expert passes; the
-  // median over decode steps (the first steps of a fresh runtime pay one-off costs).
-  std::vector<double> decode_rest;
-  double prefill_rest = 0, before = 0;
-  int prefill_steps = 0;
+  // Per step: wall time and the cost model's time of its expert passes.
+  std::vector<double> d_pred, d_sec, p_pred, p_sec;
   int64_t prefill_tokens = 0;
+  double before = 0;
   run_trace_steps(*run.session, first_requests(trace, o.warmup),
                   [&](const TraceStep& s, double sec) {
                     const double pred = run.ex().telemetry().total.predicted_seconds;
-                    const double rest = sec - (pred - before);
+                    (s.T == 1 ? d_pred : p_pred).push_back(pred - before);
+                    (s.T == 1 ? d_sec : p_sec).push_back(sec);
+                    if (s.T > 1) prefill_tokens += s.T;
                     before = pred;
-                    if (s.T == 1) {
-                      decode_rest.push_back(rest);
-                    } else {
-                      prefill_rest += rest;
-                      ++prefill_steps;
-                      prefill_tokens += s.T;
-                    }
                   });
-  if (!decode_rest.empty()) {
-    auto mid = decode_rest.begin() + ptrdiff_t(decode_rest.size() / 2);
-    std::nth_element(decode_rest.begin(), mid, decode_rest.end());
-    c.step_seconds = std::max(0.0, *mid);
-  }
+  const ExpertTimeFit fit = fit_expert_time(d_pred, d_sec);
+  c.expert_scale = fit.scale;
+  c.step_seconds = std::max(0.0, fit.rest);
   // Each token of a prefill step past the first (a one-token step costs step_seconds).
-  if (prefill_tokens > prefill_steps)
-    c.token_seconds = std::max(0.0, (prefill_rest - prefill_steps * c.step_seconds) /
+  const int64_t prefill_steps = int64_t(p_sec.size());
+  if (prefill_tokens > prefill_steps) {
+    double rest = 0;
+    for (size_t i = 0; i < p_sec.size(); ++i) rest += p_sec[i] - fit.scale * p_pred[i];
+    c.token_seconds = std::max(0.0, (rest - double(prefill_steps) * c.step_seconds) /
                                         double(prefill_tokens - prefill_steps));
+  }
   c.note = fmt::format(
-      "calibrated on this machine ({}): {}; non-expert time {:.3f} ms per step + {:.4f} ms per "
-      "prefill token, measured over {} decode (median) and {} prefill steps of {} warm-up "
-      "request(s)",
-      o.device, c.cost.describe(), 1e3 * c.step_seconds, 1e3 * c.token_seconds, decode_rest.size(),
-      prefill_steps, o.warmup);
+      "calibrated on this machine ({}): {}; expert time x {:.2f} ({}), non-expert time {:.3f} ms "
+      "per step + {:.4f} ms per prefill token, measured over {} decode and {} prefill steps of {} "
+      "warm-up request(s)",
+      o.device, c.cost.describe(), c.expert_scale,
+      fit.fitted ? "fitted" : "not fitted: too little spread", 1e3 * c.step_seconds,
+      1e3 * c.token_seconds, d_sec.size(), prefill_steps, o.warmup);
   return c;
 }
 
@@ -194,6 +227,7 @@ CheckResult check_config(const Model& model, const RoutingTrace& trace, const st
   base.cost = &cm;
   base.step_seconds = cost.step_seconds;
   base.token_seconds = cost.token_seconds;
+  base.expert_scale = cost.expert_scale;
   auto replay = [&](const RoutingTrace& t) {
     ReplayConfig rc = base;
     std::unique_ptr<HybridChooser> chooser;

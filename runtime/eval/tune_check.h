@@ -17,10 +17,10 @@
 //
 // Cost model of the predictions (CheckCost): with `calibrate`, this machine's rates, measured by
 // the offload engine's start-up calibration (runtime/engine/offload_calibration.h) in a runtime
-// with the default configuration, and the non-expert time of a decode step measured on the warm-up
-// requests of that runtime (the median over decode steps of the step's wall time minus the cost
-// model's prediction of its expert passes); else a hardware profile's rates and the tuner's
-// estimate (dense weights at memory speed).
+// with the default configuration, and the non-expert time of a decode step and the scale of the
+// expert time measured on the warm-up requests of that runtime (fit_expert_time over its decode
+// steps: wall time against the cost model's prediction of the step's expert passes); else a
+// hardware profile's rates and the tuner's estimate (dense weights at memory speed).
 //
 // Thread-safety: none.
 #pragma once
@@ -53,8 +53,25 @@ struct CheckOptions {
 struct CheckCost {
   CostParams cost;
   double step_seconds = 0, token_seconds = 0;  // non-expert time per step, per extra token
-  std::string note;                            // where the numbers come from
+  double expert_scale = 1;  // measured seconds per second the cost model predicts for experts
+  std::string note;         // where the numbers come from
 };
+
+// How a decode step's wall time follows the cost model's prediction of its expert passes:
+// seconds = rest + scale x predicted. The start-up calibration times each channel alone, so it
+// misses what a miss costs around it (tables, extra launches, the result upload, both channels
+// reading the same DRAM); the warm-up request's steps, whose misses fall as the cache fills,
+// measure it. The slope is the Theil-Sen estimate (the median of the pairwise slopes: robust to
+// a few slow steps); it is used when the predictions spread enough to measure one (their 10th
+// and 90th percentiles at least 10% apart and 20 pairs of steps that far apart) and lies in
+// [0.5, 3]; else the scale stays 1. `rest` is the median of seconds - scale x predicted.
+struct ExpertTimeFit {
+  double scale = 1, rest = 0;
+  bool fitted = false;  // the slope was measured (else scale is 1)
+  int steps = 0;        // the steps it was fitted over
+};
+ExpertTimeFit fit_expert_time(const std::vector<double>& predicted,
+                              const std::vector<double>& seconds);
 
 // The cost model from a hardware profile (the tuner's estimate of the non-expert time).
 CheckCost check_cost_from_profile(const HardwareProfile& hw, const ModelShape& shape);

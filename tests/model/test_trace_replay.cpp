@@ -10,7 +10,9 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cmath>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "cache/cost_model.h"
@@ -324,4 +326,42 @@ TEST_CASE("tune --check: a teacher-forced host-only run measures the simulator's
   o.warmup = 3;  // every request
   CHECK_THROWS_WITH_AS(check_config(*m, trace, "x", {}, cost, o),
                        doctest::Contains("at least one must be left"), Error);
+}
+
+TEST_CASE("tune --check: the expert-time fit measures what a miss costs around the model") {
+  // Decode steps of a filling cache: the predicted expert time falls from 6 to 1 ms while each
+  // step really costs 2 ms + 1.3 x the prediction, with 3% noise and two slow steps (one-off
+  // costs of a fresh runtime).
+  std::mt19937 rng(11);
+  std::normal_distribution<double> noise(1.0, 0.03);
+  std::vector<double> pred, sec;
+  for (int i = 0; i < 64; ++i) {
+    const double p = 1e-3 + 5e-3 * std::exp(-i / 12.0);
+    pred.push_back(p);
+    sec.push_back((2e-3 + 1.3 * p) * noise(rng));
+  }
+  sec[0] += 20e-3;
+  sec[1] += 10e-3;
+  const ExpertTimeFit f = fit_expert_time(pred, sec);
+  CHECK(f.fitted);
+  CHECK(f.steps == 64);
+  CHECK(f.scale == doctest::Approx(1.3).epsilon(0.08));
+  CHECK(f.rest == doctest::Approx(2e-3).epsilon(0.08));
+  // Taking the model as it is (scale 1) would charge every step the misses' extra cost of the
+  // warm-up's median step: a run with fewer misses would be predicted too slow.
+  std::vector<double> rest1(sec.size());
+  for (size_t i = 0; i < sec.size(); ++i) rest1[i] = sec[i] - pred[i];
+  std::nth_element(rest1.begin(), rest1.begin() + 32, rest1.end());
+  CHECK(rest1[32] > f.rest + 0.2e-3);
+  // Without spread in the predictions there is no slope to measure: scale 1, rest the median.
+  std::vector<double> same(64, 3e-3), timed(64, 5e-3);
+  const ExpertTimeFit none = fit_expert_time(same, timed);
+  CHECK_FALSE(none.fitted);
+  CHECK(none.scale == 1);
+  CHECK(none.rest == doctest::Approx(2e-3));
+  // A slope outside [0.5, 3] is not believed.
+  std::vector<double> steep(pred.size());
+  for (size_t i = 0; i < pred.size(); ++i) steep[i] = 10 * pred[i];
+  CHECK_FALSE(fit_expert_time(pred, steep).fitted);
+  CHECK(fit_expert_time({}, {}).scale == 1);
 }

@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "common/units.h"
+#include "kernels/quant.h"
 #include "runtime/engine/placement.h"
 
 namespace cs {
@@ -36,6 +37,10 @@ Transformer::Transformer(const Model& model, Backend& backend, MoeExecutor* moe,
   // What this transformer will place on the backend, checked against the backend's budget
   // before anything is allocated, so a budget too small names what needs how much.
   const ModelWeights& hw = model.weights();
+  using HE = TransformerOptions::HostEmbeddings;
+  host_embed_ = !backend.host_memory() && hw.lm_head.data != hw.embed.data &&
+                (options.host_embeddings == HE::kOn ||
+                 (options.host_embeddings == HE::kAuto && moe != nullptr));
   std::vector<bool> moe_layers(static_cast<size_t>(c.n_layers));
   for (int l = 0; l < c.n_layers; ++l) moe_layers[l] = c.is_moe_layer(l);
   const size_t T = size_t(max_T_), H = c.hidden_size, K = std::max(1, c.n_experts_per_tok);
@@ -44,7 +49,7 @@ Transformer::Transformer(const Model& model, Backend& backend, MoeExecutor* moe,
                                      std::max<size_t>(1, c.n_experts) + 2 * K + 3) +
                                 size_t(logits_rows_) * size_t(c.vocab_size) + size_t(c.head_dim));
   if (!backend.host_memory()) {
-    size_t dense = placed_bytes(hw.embed) + placed_bytes(hw.final_norm);
+    size_t dense = (host_embed_ ? 0 : placed_bytes(hw.embed)) + placed_bytes(hw.final_norm);
     if (hw.lm_head.data != hw.embed.data) dense += placed_bytes(hw.lm_head);
     for (const LayerWeights& s : hw.layers)
       for (const MatView* v : {&s.attn_norm, &s.wq, &s.wk, &s.wv, &s.wo, &s.q_norm, &s.k_norm,
@@ -73,7 +78,7 @@ Transformer::Transformer(const Model& model, Backend& backend, MoeExecutor* moe,
   const size_t used0 = backend.memory_used();
 
   // Non-expert weights on the backend; q, k and v stacked so a decode step reads them at once.
-  w_.embed = place_on(backend, hw.embed, storage_);
+  w_.embed = host_embed_ ? hw.embed : place_on(backend, hw.embed, storage_);
   w_.final_norm = place_on(backend, hw.final_norm, storage_);
   w_.lm_head =
       hw.lm_head.data == hw.embed.data ? w_.embed : place_on(backend, hw.lm_head, storage_);
@@ -181,7 +186,7 @@ int32_t Transformer::forward_sample(std::span<const int32_t> ids, int pos0, cons
   if (n == 1) return decode_step(ids[0], pos0, s, u);
   for (int start = 0; start < n; start += max_T_) {
     const int T = std::min(max_T_, n - start);
-    backend_.upload(ids_.get(), ids.data() + start, size_t(T) * 4);
+    load_input(ids.data() + start, T);
     compute(ids_.as<int32_t>(), T, pos0 + start, nullptr, false, start + T == n);
   }
   return sample_last(s, u);
@@ -221,6 +226,7 @@ int32_t Transformer::decode_step(int32_t token, int pos, const SampleArgs& s, fl
   io.pos = pos;
   io.u = u;
   backend_.upload(io_.get(), &io, sizeof io);
+  if (host_embed_) load_input(&token, 1);  // before any capture: the graph starts from x_
   StepIO* d = io_.as<StepIO>();
   const int V = model_.config().vocab_size;
   auto step = [&] {
@@ -255,9 +261,20 @@ int32_t Transformer::decode_step(int32_t token, int pos, const SampleArgs& s, fl
   return out;
 }
 
+void Transformer::load_input(const int32_t* ids, int T) {
+  if (!host_embed_) {
+    backend_.upload(ids_.get(), ids, size_t(T) * 4);
+    return;
+  }
+  const size_t H = size_t(w_.embed.cols);
+  host_x_.resize(size_t(T) * H);
+  for (int t = 0; t < T; ++t) dequantize_row(w_.embed, ids[t], host_x_.data() + size_t(t) * H);
+  backend_.upload(x_.get(), host_x_.data(), host_x_.size() * 4);
+}
+
 void Transformer::run_chunk(const int32_t* ids, int T, int pos0, bool all_logits,
                             float* logits_out) {
-  backend_.upload(ids_.get(), ids, size_t(T) * 4);
+  load_input(ids, T);
   compute(ids_.as<int32_t>(), T, pos0, nullptr, all_logits, logits_out != nullptr, logits_out);
   if (!logits_out) return;
   if (!all_logits)
@@ -274,7 +291,7 @@ void Transformer::compute(const int32_t* ids_dev, int T, int pos0, const int32_t
   float* q = qkv_.as<float>();
   float* k = q + int64_t(T) * c.q_dim();
   float* v = k + int64_t(T) * c.kv_dim();
-  b.embed(w_.embed, ids_dev, T, x);
+  if (!host_embed_) b.embed(w_.embed, ids_dev, T, x);
   RopeArgs rope{inv_freq_.as<float>(), attn_factor_};
   rope.pos = pos;
   std::vector<int32_t> host_ids;

@@ -26,6 +26,12 @@ struct TransformerOptions {
   // Decode steps (one token) replay a captured graph on backends that support graphs, when every
   // expert is resident and no routing observer is set.
   bool graphs = true;
+  // The token-embedding table stays in host memory on a GPU backend: each chunk's rows are
+  // gathered on the host and uploaded (16 KiB per token at hidden 4096), which leaves the
+  // table's VRAM (1.2 GiB for Qwen3 in BF16) to expert slots. Auto: on when an offload executor
+  // is given (`moe` not null). Never when lm_head shares the table.
+  enum class HostEmbeddings { kAuto, kOn, kOff };
+  HostEmbeddings host_embeddings = HostEmbeddings::kAuto;
 };
 
 // Called after each MoE layer's router with host copies of ids/weights [T][K] (tests, tracing).
@@ -64,12 +70,18 @@ class Transformer {
   }
   // Bytes this transformer placed on its backend: weights, experts (resident), KV cache, scratch.
   size_t device_bytes() const { return device_bytes_; }
+  // Whether the embedding table stayed in host memory (TransformerOptions::host_embeddings).
+  bool host_embeddings() const { return host_embed_; }
 
  private:
   void check_tokens(std::span<const int32_t> ids, int pos0) const;
-  // Embeds ids_dev [T] and runs every layer and, when want_logits, the final norm and lm_head
-  // into logits_ (every row or the last). `pos`, when set, is the position in backend memory.
-  // With all_logits, `logits_out` (host, [T][V]) receives every row, block by block.
+  // Puts a chunk's input where compute() reads it: the host-gathered embeddings into x_ (host
+  // embeddings) or the token ids into ids_.
+  void load_input(const int32_t* ids, int T);
+  // Embeds ids_dev [T] (unless the rows were gathered on the host: load_input) and runs every layer
+  // and, when want_logits, the final norm and lm_head into logits_ (every row or the last). `pos`,
+  // when set, is the position in backend memory. With all_logits, `logits_out` (host, [T][V])
+  // receives every row, block by block.
   void compute(const int32_t* ids_dev, int T, int pos0, const int32_t* pos, bool all_logits,
                bool want_logits, float* logits_out = nullptr);
   void run_chunk(const int32_t* ids, int T, int pos0, bool all_logits, float* logits_out);
@@ -84,7 +96,9 @@ class Transformer {
   int max_T_;
   int logits_rows_;
   DType kv_dtype_;
-  ModelWeights w_;               // views valid on backend_
+  ModelWeights w_;  // views valid on backend_ (embed: host memory if host_embed_)
+  bool host_embed_ = false;
+  std::vector<float> host_x_;    // host-gathered embeddings of a chunk
   std::vector<MatView> wqkv_;    // per layer: q, k, v stacked (non-host backends), or empty
   std::vector<Buffer> storage_;  // uploaded weights (non-host backends)
   std::vector<Buffer> k_cache_, v_cache_;

@@ -62,10 +62,12 @@ CapacityPlan plan_capacity(const ModelShape& s, const HardwareProfile& hw,
                 ? L * (cost.params().cpu_fixed + miss * p.cpu_share * cost.cpu_seconds(1))
                 : 0;
   p.t_gpu_experts = L * (hits + miss * (1 - p.cpu_share)) * cost.gpu_seconds(1);
+  p.t_layers = L * cost.params().layer_fixed;
   {
     const std::pair<double, const char*> parts[] = {
         {p.t_dense, "dense weights and KV cache at GPU memory speed"},
         {p.t_gpu_experts, "expert GEMV on the GPU"},
+        {p.t_layers, "fixed time per layer (routing, launches, small kernels)"},
         {p.t_copies, "PCIe copies of missed experts"},
         {p.t_cpu, "CPU experts (DRAM bandwidth)"},
         {p.t_nvme, "NVMe reads of experts not in RAM"}};
@@ -107,10 +109,11 @@ std::string format_capacity_plan(const ModelShape& s, const HardwareProfile& hw,
                            : fmt::format("host RAM ({} experts, {:.1f}%) and on NVMe", p.host_slots,
                                          100.0 * p.host_slots / double(s.expert_total())));
   out += fmt::format(
-      "decode: {:.1f} tok/s (per token: dense {:.2f} ms, GPU experts {:.2f} ms, PCIe {:.2f} ms, "
-      "CPU experts {:.2f} ms, NVMe {:.2f} ms; {:.0f}% of misses on the CPU); bottleneck: {}\n",
-      p.decode_tok_s, p.t_dense * 1e3, p.t_gpu_experts * 1e3, p.t_copies * 1e3, p.t_cpu * 1e3,
-      p.t_nvme * 1e3, 100 * p.cpu_share, p.decode_bottleneck);
+      "decode: {:.1f} tok/s (per token: dense {:.2f} ms, per-layer fixed {:.2f} ms, GPU experts "
+      "{:.2f} ms, PCIe {:.2f} ms, CPU experts {:.2f} ms, NVMe {:.2f} ms; {:.0f}% of misses on the "
+      "CPU); bottleneck: {}\n",
+      p.decode_tok_s, p.t_dense * 1e3, p.t_layers * 1e3, p.t_gpu_experts * 1e3, p.t_copies * 1e3,
+      p.t_cpu * 1e3, p.t_nvme * 1e3, 100 * p.cpu_share, p.decode_bottleneck);
   out += fmt::format("prefill: {:.0f} tok/s (chunks of {} tokens); bottleneck: {}\n",
                      p.prefill_tok_s, o.chunk, p.prefill_bottleneck);
   out += fmt::format(

@@ -34,6 +34,7 @@ struct CapacityPlan {
   std::string decode_bottleneck, prefill_bottleneck;
   // Decode seconds per token by part.
   double t_dense = 0, t_gpu_experts = 0, t_copies = 0, t_cpu = 0, t_nvme = 0;
+  double t_layers = 0;  // the cost model's fixed time per MoE layer (routing, launches)
   std::string slots_note;
 };
 

@@ -95,6 +95,7 @@ void validate(const Model& model, const RoutingTrace& t, const CheckOptions& o) 
 
 ExpertTimeFit fit_expert_time(const std::vector<double>& predicted,
                               const std::vector<double>& seconds) {
+  constexpr size_t kMinFitSteps = 24, kMinFitPairs = 50;
   ExpertTimeFit f;
   const size_t n = std::min(predicted.size(), seconds.size());
   f.steps = int(n);
@@ -108,14 +109,14 @@ ExpertTimeFit fit_expert_time(const std::vector<double>& predicted,
   std::sort(sorted.begin(), sorted.end());
   const double p10 = sorted[n / 10], p90 = sorted[n - 1 - n / 10];
   const double min_gap = 0.1 * sorted[n / 2];
-  if (p90 - p10 >= min_gap && min_gap > 0) {
+  if (n >= kMinFitSteps && p90 - p10 >= min_gap && min_gap > 0) {
     std::vector<double> slopes;
     for (size_t i = 0; i < n; ++i)
       for (size_t j = i + 1; j < n; ++j) {
         const double dp = predicted[j] - predicted[i];
         if (std::abs(dp) >= min_gap) slopes.push_back((seconds[j] - seconds[i]) / dp);
       }
-    if (slopes.size() >= 20) {
+    if (slopes.size() >= kMinFitPairs) {
       const double s = median(std::move(slopes));
       if (s >= 0.5 && s <= 3.0) {
         f.scale = s;
@@ -132,12 +133,80 @@ ExpertTimeFit fit_expert_time(const std::vector<double>& predicted,
 CheckCost check_cost_from_profile(const HardwareProfile& hw, const ModelShape& shape) {
   CheckCost c;
   c.cost = hw.cost_params(shape.expert_bytes);
-  c.step_seconds = dense_step_seconds(shape, hw);
+  c.time.step_seconds = dense_step_seconds(shape, hw);
   c.note = fmt::format(
       "hardware profile {} ({}); non-expert time {:.3f} ms per step (dense weights at {:.0f} GB/s)",
-      hw.name, hw.origin, 1e3 * c.step_seconds, hw.vram_bw / 1e9);
+      hw.name, hw.origin, 1e3 * c.time.step_seconds, hw.vram_bw / 1e9);
   return c;
 }
+
+namespace {
+
+// One warm-up run of `config`: each step's wall time against the cost model's time of its
+// expert passes (as the replay charges them: a layer's prefetches occupy the next layer's first
+// pass), fitted (fit_expert_time).
+struct WarmupFit {
+  CheckTime time;
+  ExpertTimeFit fit;
+  size_t prefill_steps = 0;
+};
+
+// `params`: the cost model's parameters; when empty (expert_bytes 0), the run's own start-up
+// calibration is taken and written back (REQUIRES then a hybrid configuration).
+WarmupFit fit_warmup(const Model& model, const RoutingTrace& trace, const OffloadConfig& config,
+                     CostParams& params, const CheckOptions& o) {
+  CheckRun run = start_run(model, trace, config, o);
+  if (params.expert_bytes == 0) {
+    if (!run.ex().hybrid()) fail(ErrorKind::kInternal, "calibration: the hybrid scheduler is off");
+    params = run.ex().hybrid()->model().params();
+  }
+  const CostModel cm(params);
+  double pred = 0;
+  int carried = 0;
+  run.ex().set_plan_observer([&](const LayerPlan& p) {
+    for (size_t i = 0; i < p.passes.size(); ++i) {
+      PassLoad load = pass_load(p.passes[i]);
+      if (i == 0) load.in_flight += carried;
+      pred += cm.pass_seconds(load).total;
+    }
+    carried = 0;
+    for (const PlanCopy& c : p.prefetches) carried += c.slot >= 0;
+  });
+  std::vector<double> d_pred, d_sec, p_pred, p_sec;
+  int64_t prefill_tokens = 0;
+  run_trace_steps(*run.session, first_requests(trace, o.warmup),
+                  [&](const TraceStep& s, double sec) {
+                    (s.T == 1 ? d_pred : p_pred).push_back(pred);
+                    (s.T == 1 ? d_sec : p_sec).push_back(sec);
+                    if (s.T > 1) prefill_tokens += s.T;
+                    pred = 0;
+                  });
+  run.ex().set_plan_observer({});
+  WarmupFit w;
+  w.fit = fit_expert_time(d_pred, d_sec);
+  w.time.expert_scale = w.fit.scale;
+  w.time.step_seconds = std::max(0.0, w.fit.rest);
+  // Each token of a prefill step past the first (a one-token step costs step_seconds).
+  w.prefill_steps = p_sec.size();
+  const int64_t steps = int64_t(p_sec.size());
+  if (prefill_tokens > steps) {
+    double rest = 0;
+    for (size_t i = 0; i < p_sec.size(); ++i) rest += p_sec[i] - w.fit.scale * p_pred[i];
+    w.time.token_seconds = std::max(
+        0.0, (rest - double(steps) * w.time.step_seconds) / double(prefill_tokens - steps));
+  }
+  return w;
+}
+
+std::string describe_fit(const char* what, const WarmupFit& w) {
+  return fmt::format(
+      "{}: expert time x {:.2f} ({}), non-expert time {:.3f} ms per step + {:.4f} ms per prefill "
+      "token ({} decode, {} prefill steps)",
+      what, w.time.expert_scale, w.fit.fitted ? "fitted" : "not fitted: too little spread",
+      1e3 * w.time.step_seconds, 1e3 * w.time.token_seconds, w.fit.steps, w.prefill_steps);
+}
+
+}  // namespace
 
 CheckCost calibrate_check_cost(const Model& model, const RoutingTrace& trace,
                                const CheckOptions& o) {
@@ -150,40 +219,18 @@ CheckCost calibrate_check_cost(const Model& model, const RoutingTrace& trace,
   cfg.offload.mode = OffloadMode::kHybrid;
   cfg.offload.calibrate = true;
   cfg.offload.adapt = 0;  // the replay does not adapt: keep the calibrated model as it is
-  CheckRun run = start_run(model, trace, cfg, o);
-  if (!run.ex().hybrid()) fail(ErrorKind::kInternal, "calibration: the hybrid scheduler is off");
   CheckCost c;
-  c.cost = run.ex().hybrid()->model().params();
-  // Per step: wall time and the cost model's time of its expert passes.
-  std::vector<double> d_pred, d_sec, p_pred, p_sec;
-  int64_t prefill_tokens = 0;
-  double before = 0;
-  run_trace_steps(*run.session, first_requests(trace, o.warmup),
-                  [&](const TraceStep& s, double sec) {
-                    const double pred = run.ex().telemetry().total.predicted_seconds;
-                    (s.T == 1 ? d_pred : p_pred).push_back(pred - before);
-                    (s.T == 1 ? d_sec : p_sec).push_back(sec);
-                    if (s.T > 1) prefill_tokens += s.T;
-                    before = pred;
-                  });
-  const ExpertTimeFit fit = fit_expert_time(d_pred, d_sec);
-  c.expert_scale = fit.scale;
-  c.step_seconds = std::max(0.0, fit.rest);
-  // Each token of a prefill step past the first (a one-token step costs step_seconds).
-  const int64_t prefill_steps = int64_t(p_sec.size());
-  if (prefill_tokens > prefill_steps) {
-    double rest = 0;
-    for (size_t i = 0; i < p_sec.size(); ++i) rest += p_sec[i] - fit.scale * p_pred[i];
-    c.token_seconds = std::max(0.0, (rest - double(prefill_steps) * c.step_seconds) /
-                                        double(prefill_tokens - prefill_steps));
-  }
-  c.note = fmt::format(
-      "calibrated on this machine ({}): {}; expert time x {:.2f} ({}), non-expert time {:.3f} ms "
-      "per step + {:.4f} ms per prefill token, measured over {} decode and {} prefill steps of {} "
-      "warm-up request(s)",
-      o.device, c.cost.describe(), c.expert_scale,
-      fit.fitted ? "fitted" : "not fitted: too little spread", 1e3 * c.step_seconds,
-      1e3 * c.token_seconds, d_sec.size(), prefill_steps, o.warmup);
+  c.cost.expert_bytes = 0;  // taken from the first run's start-up calibration
+  const WarmupFit hybrid = fit_warmup(model, trace, cfg, c.cost, o);
+  OffloadConfig stream = cfg;
+  stream.offload.mode = OffloadMode::kStream;
+  const WarmupFit streamed = fit_warmup(model, trace, stream, c.cost, o);
+  c.time = hybrid.time;
+  c.stream_time = streamed.time;
+  c.note = fmt::format("calibrated on this machine ({}): {}; over {} warm-up request(s): {}; {}",
+                       o.device, c.cost.describe(), o.warmup,
+                       describe_fit("default configuration", hybrid),
+                       describe_fit("in stream mode", streamed));
   return c;
 }
 
@@ -225,9 +272,10 @@ CheckResult check_config(const Model& model, const RoutingTrace& trace, const st
   const CostModel cm(cost.cost);
   ReplayConfig base = replay_config(config, r.gpu_slots, trace);
   base.cost = &cm;
-  base.step_seconds = cost.step_seconds;
-  base.token_seconds = cost.token_seconds;
-  base.expert_scale = cost.expert_scale;
+  const CheckTime& time = cost.for_mode(config.offload.mode);
+  base.step_seconds = time.step_seconds;
+  base.token_seconds = time.token_seconds;
+  base.expert_scale = time.expert_scale;
   auto replay = [&](const RoutingTrace& t) {
     ReplayConfig rc = base;
     std::unique_ptr<HybridChooser> chooser;

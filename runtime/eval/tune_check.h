@@ -18,9 +18,10 @@
 // Cost model of the predictions (CheckCost): with `calibrate`, this machine's rates, measured by
 // the offload engine's start-up calibration (runtime/engine/offload_calibration.h) in a runtime
 // with the default configuration, and the non-expert time of a decode step and the scale of the
-// expert time measured on the warm-up requests of that runtime (fit_expert_time over its decode
-// steps: wall time against the cost model's prediction of the step's expert passes); else a
-// hardware profile's rates and the tuner's estimate (dense weights at memory speed).
+// expert time measured on the warm-up requests (fit_expert_time over their decode steps: wall
+// time against the cost model's prediction of the step's expert passes), once in the default
+// configuration and once with offload.mode = stream (CheckCost::stream_time); else a hardware
+// profile's rates and the tuner's estimate (dense weights at memory speed).
 //
 // Thread-safety: none.
 #pragma once
@@ -28,6 +29,7 @@
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,11 +52,26 @@ struct CheckOptions {
   std::function<void(const std::string&)> log;  // progress; null: quiet
 };
 
-struct CheckCost {
-  CostParams cost;
+// The time of a step outside the cost model's expert passes, and the scale of those passes.
+struct CheckTime {
   double step_seconds = 0, token_seconds = 0;  // non-expert time per step, per extra token
   double expert_scale = 1;  // measured seconds per second the cost model predicts for experts
-  std::string note;         // where the numbers come from
+};
+
+struct CheckCost {
+  CostParams cost;
+  // Configurations whose misses may go to the CPU (hybrid, cpu): the host computes experts
+  // inside the layer. Calibrated: measured in the default (hybrid) configuration.
+  CheckTime time;
+  // Stream configurations: the host plans and launches while the copies land, so a miss costs
+  // less around it. Calibrated: measured in the default configuration with offload.mode =
+  // stream; unset: `time`.
+  std::optional<CheckTime> stream_time;
+  std::string note;  // where the numbers come from
+
+  const CheckTime& for_mode(OffloadMode mode) const {
+    return mode == OffloadMode::kStream && stream_time ? *stream_time : time;
+  }
 };
 
 // How a decode step's wall time follows the cost model's prediction of its expert passes:
@@ -62,9 +79,9 @@ struct CheckCost {
 // misses what a miss costs around it (tables, extra launches, the result upload, both channels
 // reading the same DRAM); the warm-up request's steps, whose misses fall as the cache fills,
 // measure it. The slope is the Theil-Sen estimate (the median of the pairwise slopes: robust to
-// a few slow steps); it is used when the predictions spread enough to measure one (their 10th
-// and 90th percentiles at least 10% apart and 20 pairs of steps that far apart) and lies in
-// [0.5, 3]; else the scale stays 1. `rest` is the median of seconds - scale x predicted.
+// a few slow steps); it is used when there are enough steps and the predictions spread enough
+// to measure one (24 steps or more, their 10th and 90th percentiles at least 10% of the median
+// apart, 50 pairs of steps that far apart) and it lies in [0.5, 3]; else the scale stays 1. `rest` is the median of seconds - scale x predicted.
 struct ExpertTimeFit {
   double scale = 1, rest = 0;
   bool fitted = false;  // the slope was measured (else scale is 1)
@@ -76,7 +93,8 @@ ExpertTimeFit fit_expert_time(const std::vector<double>& predicted,
 // The cost model from a hardware profile (the tuner's estimate of the non-expert time).
 CheckCost check_cost_from_profile(const HardwareProfile& hw, const ModelShape& shape);
 // This machine's cost model (see above): a runtime with the default configuration (hybrid,
-// calibrated at start, no adaptation) runs the trace's first `warmup` requests.
+// calibrated at start, no adaptation) runs the trace's first `warmup` requests, then one with
+// the default configuration in stream mode.
 CheckCost calibrate_check_cost(const Model& model, const RoutingTrace& trace,
                                const CheckOptions& options);
 

@@ -311,7 +311,12 @@ TEST_CASE("tune --check: a teacher-forced host-only run measures the simulator's
   }
   // This machine's cost model: the warm-up request's non-expert time is measured.
   const CheckCost cal = calibrate_check_cost(*m, trace, o);
-  CHECK(cal.step_seconds > 0);
+  CHECK(cal.time.step_seconds > 0);
+  REQUIRE(cal.stream_time.has_value());
+  CHECK(cal.stream_time->step_seconds >= 0);  // clamped: the model may overcharge stream steps
+  CHECK(cal.note.find("in stream mode") != std::string::npos);
+  CHECK(&cal.for_mode(OffloadMode::kStream) == &*cal.stream_time);
+  CHECK(&cal.for_mode(OffloadMode::kCpu) == &cal.time);
   CHECK(cal.cost.copy_rate > 0);
   CHECK(cal.note.find("calibrated") != std::string::npos);
   // A version 1 trace (no ids) is refused with a message.

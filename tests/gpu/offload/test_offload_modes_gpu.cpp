@@ -7,9 +7,12 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+
 #include "cache/hybrid_chooser.h"
 #include "kernels/cuda_backend.h"
 #include "runtime/engine/offload_moe_executor.h"
+#include "runtime/engine/placement.h"
 #include "runtime/engine/session.h"
 #include "runtime/format/synth.h"
 #include "tests/common/fixtures.h"
@@ -97,4 +100,59 @@ TEST_CASE("gpu: offload modes hybrid and cpu agree with stream on the CUDA backe
     if (n == "hybrid") MESSAGE(ex.describe());
   }
   MESSAGE(fmt::format("worst relative logit error, CUDA: {:.3e}", measured));
+}
+
+TEST_CASE("gpu: under offload the embedding table stays on the host, logits as on the GPU") {
+  // The offload engine gathers embedding rows on the host (the table's VRAM goes to expert
+  // slots); the dequantized rows are the GPU gather's exactly, so stream offload stays
+  // bit-identical to the resident path, prefill and decode.
+  test::TempDir tmp;
+  SynthOptions syn;
+  syn.shape = "tiny-qwen3";
+  syn.out = tmp.file("tiny.cst");
+  write_synth(syn);
+  auto model = Model::load(syn.out);
+  auto gpu = make_cuda_backend(0);
+  const std::vector<int32_t> prompt = {1, 5, 9, 200, 17, 3, 77, 400, 2, 8, 31, 64};
+  SessionOptions so;
+  so.transformer.max_batch = 8;
+  auto logits = [&](Session& s) {
+    std::vector<float> out = s.eval_all(prompt);
+    for (int32_t t : {12, 900, 4}) {
+      std::span<const float> l = s.eval(std::vector<int32_t>{t});
+      out.insert(out.end(), l.begin(), l.end());
+    }
+    return out;
+  };
+  std::vector<float> want;
+  size_t resident_bytes = 0;
+  {
+    Session s(*model, *gpu, so);
+    CHECK_FALSE(s.transformer().host_embeddings());
+    want = logits(s);
+    resident_bytes = s.transformer().device_bytes();
+  }
+  size_t bytes[2] = {};  // on the GPU: with the table on the host, with it on the GPU
+  for (auto mode :
+       {TransformerOptions::HostEmbeddings::kAuto, TransformerOptions::HostEmbeddings::kOff}) {
+    const bool on = mode == TransformerOptions::HostEmbeddings::kAuto;
+    CAPTURE(on);
+    OffloadOptions o;
+    o.config.offload.mode = OffloadMode::kStream;
+    o.config.device.max_batch = 8;
+    o.gpu_slots = model->config().n_experts_per_tok + 2;
+    o.log = [](const std::string&) {};
+    OffloadMoeExecutor ex(*gpu, *model, std::move(o));
+    SessionOptions eo = so;
+    eo.transformer.host_embeddings = mode;
+    Session s(*model, *gpu, eo, &ex);
+    CHECK(s.transformer().host_embeddings() == on);
+    const std::vector<float> got = logits(s);
+    REQUIRE(got.size() == want.size());
+    CHECK(std::memcmp(got.data(), want.data(), got.size() * 4) == 0);
+    bytes[on ? 0 : 1] = s.transformer().device_bytes();
+  }
+  MESSAGE("transformer on the GPU: resident ", resident_bytes, " B; offload ", bytes[1],
+          " B, with host embeddings ", bytes[0], " B");
+  CHECK(bytes[1] - bytes[0] >= placed_bytes(model->weights().embed));
 }

@@ -129,6 +129,13 @@ class Backend {
   virtual Buffer alloc(size_t bytes) = 0;
   virtual void upload(void* dst, const void* src, size_t bytes) = 0;    // host -> backend
   virtual void download(void* dst, const void* src, size_t bytes) = 0;  // backend -> host
+  // Enqueues a backend -> host copy in stream order; `dst` holds the bytes after the next
+  // synchronize() or download(). Asynchronous only into page-locked host memory (elsewhere it
+  // completes before returning, like download()). Lets several small downloads share one
+  // synchronization.
+  virtual void download_async(void* dst, const void* src, size_t bytes) {
+    download(dst, src, bytes);
+  }
   virtual void synchronize() = 0;
   // Device memory accounting: bytes allocated now and the budget alloc() enforces (0: none).
   virtual size_t memory_used() const { return 0; }

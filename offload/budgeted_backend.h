@@ -29,6 +29,9 @@ class BudgetedBackend final : public Backend {
   // Throws cs::Error (kOutOfMemory) naming the budget when `bytes` does not fit.
   Buffer alloc(size_t bytes) override;
   void upload(void* dst, const void* src, size_t bytes) override { inner_.upload(dst, src, bytes); }
+  void download_async(void* dst, const void* src, size_t bytes) override {
+    inner_.download_async(dst, src, bytes);
+  }
   void download(void* dst, const void* src, size_t bytes) override {
     inner_.download(dst, src, bytes);
   }

@@ -73,6 +73,10 @@ class CudaBackend final : public Backend {
     check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "download");
     check(cudaStreamSynchronize(stream_), "download (synchronize)");
   }
+  void download_async(void* dst, const void* src, size_t bytes) override {
+    if (bytes == 0) return;
+    check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "download");
+  }
   void synchronize() override { check(cudaStreamSynchronize(stream_), "synchronize"); }
   size_t memory_used() const override { return used_; }
   size_t memory_budget() const override { return opt_.vram_budget; }

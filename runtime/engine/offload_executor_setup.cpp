@@ -157,6 +157,34 @@ OffloadMoeExecutor::~OffloadMoeExecutor() {
     }
   }
   if (copies_) copies_->synchronize();
+  release_staging();
+}
+
+void OffloadMoeExecutor::reserve_staging(int T) {
+  release_staging();
+  const size_t n = size_t(T) * size_t(K_);
+  const size_t n_logits = size_t(T) * size_t(std::max(0, predictor_->lookahead())) * size_t(E_);
+  const size_t n_x = std::min(size_t(T) * size_t(H_), kStagedX);
+  auto line = [](size_t floats) { return (floats * 4 + 63) / 64 * 64; };
+  const size_t bytes = (2 * line(n) + line(n_logits) + line(n_x) + 4095) / 4096 * 4096;
+  void* p = std::aligned_alloc(4096, bytes);
+  if (!p) fail(ErrorKind::kOutOfMemory, "offload: cannot allocate {} bytes of host staging", bytes);
+  staging_.block.reset(p);
+  auto* b = static_cast<uint8_t*>(p);
+  staging_.ids = reinterpret_cast<int32_t*>(b);
+  staging_.w = reinterpret_cast<float*>(b + line(n));
+  staging_.logits = reinterpret_cast<float*>(b + 2 * line(n));
+  staging_.x = reinterpret_cast<float*>(b + 2 * line(n) + line(n_logits));
+  staging_.x_floats = n_x;
+  // Best effort: unpinned, the downloads are synchronous copies (correct, slower).
+  std::string error;
+  staging_.pinned = pinner_ && pinner_->pin(p, bytes, &error);
+}
+
+void OffloadMoeExecutor::release_staging() {
+  if (staging_.pinned && staging_.block) pinner_->unpin(staging_.block.get());
+  staging_.pinned = false;
+  staging_.block.reset();
 }
 
 int OffloadMoeExecutor::gpu_slots() const {
@@ -241,6 +269,7 @@ void OffloadMoeExecutor::prepare() {
   planner_ = std::make_unique<Planner>(*gpu_cache_, host_->cache(), po);
   mover_ = std::make_unique<ExpertMover>(*host_, *gpu_cache_, *copies_, slots_.as<uint8_t>());
   table_.assign(size_t(E_), ExpertWeights{});
+  reserve_staging(max_T_);
   prepared_ = true;
   if (calibrate_now) calibrate();
   load_hot_set();

@@ -53,6 +53,7 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
       lookahead_logits_ =
           backend_.alloc(size_t(T) * size_t(predictor_->lookahead()) * size_t(E_) * 4);
     if (cpu_out_.get()) cpu_out_ = backend_.alloc(size_t(T) * size_t(H_) * 4);
+    reserve_staging(T);
   }
   StepTelemetry& st = telemetry_.current();
   const MoverStats before = mover_->stats();
@@ -76,28 +77,24 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
     backend_.matmul(x, T, v, lookahead_logits_.as<float>());
   }
 
-  // Routing to the host: the ids and weights of T tokens (the first download waits for the
-  // stream; the rest are plain copies).
+  // Routing to the host: the ids and weights of T tokens, the lookahead logits and, when the CPU
+  // may compute experts, a decode-sized hidden state: queued together, one synchronization.
   const size_t n = size_t(T) * size_t(K_);
-  host_ids_.resize(n);
-  host_w_.resize(n);
-  backend_.download(host_ids_.data(), ids, n * 4);
-  backend_.download(host_w_.data(), weights, n * 4);
-  table_next_ = 0;  // the downloads drained the stream: every table is free
-  // Decode-sized hidden states come down now too when the CPU may compute experts.
+  backend_.download_async(staging_.ids, ids, n * 4);
+  backend_.download_async(staging_.w, weights, n * 4);
   host_x_layer_ = -1;
-  if (cpu_out_.get() && size_t(T) * size_t(H_) * 4 <= (1u << 20)) {
-    host_x_.resize(size_t(T) * size_t(H_));
-    backend_.download(host_x_.data(), x, host_x_.size() * 4);
+  if (cpu_out_.get() && size_t(T) * size_t(H_) <= staging_.x_floats) {
+    backend_.download_async(staging_.x, x, size_t(T) * size_t(H_) * 4);
     host_x_layer_ = layer;
   }
-  const LayerRouting routing{layer, T, K_, host_ids_.data(), host_w_.data()};
+  if (ahead > 0)
+    backend_.download_async(staging_.logits, lookahead_logits_.get(),
+                            size_t(T) * size_t(ahead) * size_t(E_) * 4);
+  backend_.synchronize();
+  table_next_ = 0;  // the stream has drained: every table is free
+  const LayerRouting routing{layer, T, K_, staging_.ids, staging_.w};
   predictor_->on_routing(routing);
-  if (ahead > 0) {
-    host_logits_.resize(size_t(T) * size_t(ahead) * size_t(E_));
-    backend_.download(host_logits_.data(), lookahead_logits_.get(), host_logits_.size() * 4);
-    predictor_->on_lookahead(layer, ahead, T, host_logits_.data());
-  }
+  if (ahead > 0) predictor_->on_lookahead(layer, ahead, T, staging_.logits);
   const Prediction prediction = predictor_->predict(layer);
 
   mover_->progress();  // copies that landed during the downloads are not a backlog
@@ -248,7 +245,7 @@ void OffloadMoeExecutor::run_cpu(const PlanPass& pass, const MoeArgs& gpu) {
   const int T = pass.t_end - pass.t_begin;
   const size_t n = size_t(T) * size_t(H_);
   host_cpu_out_.resize(n);
-  const float* hx = host_x_.data() + size_t(pass.t_begin) * size_t(H_);
+  const float* hx = staging_.x + size_t(pass.t_begin) * size_t(H_);
   if (host_x_layer_ < 0) {  // not brought down with the routing (a large batch)
     host_x_.resize(n);
     backend_.download(host_x_.data(), x, n * 4);
@@ -264,8 +261,8 @@ void OffloadMoeExecutor::run_cpu(const PlanPass& pass, const MoeArgs& gpu) {
   a.x = hx;
   a.T = T;
   a.hidden = H_;
-  a.ids = host_ids_.data() + size_t(pass.t_begin) * size_t(K_);
-  a.weights = host_w_.data() + size_t(pass.t_begin) * size_t(K_);
+  a.ids = staging_.ids + size_t(pass.t_begin) * size_t(K_);
+  a.weights = staging_.w + size_t(pass.t_begin) * size_t(K_);
   a.k = K_;
   a.table = table.data();
   a.n_experts = E_;

@@ -29,6 +29,7 @@
 // Thread-safety: one thread at a time (the session's).
 #pragma once
 
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <string>
@@ -165,8 +166,22 @@ class OffloadMoeExecutor final : public MoeExecutor {
   bool pin_checked_ = false;
   int max_T_ = 0;
 
-  std::vector<int32_t> host_ids_;
-  std::vector<float> host_w_, host_logits_, host_x_, host_cpu_out_;
+  // The host arrays each layer's downloads land in: routing ids and weights [T][K], lookahead
+  // logits [T][ahead*E] and a decode-sized hidden state [T][H] (at most kStagedX floats). One
+  // block, page-locked through pinner_ when there is one, so a layer's downloads are
+  // asynchronous copies that share one synchronization. Sized by reserve_staging().
+  struct Staging {
+    std::unique_ptr<void, void (*)(void*)> block{nullptr, std::free};
+    bool pinned = false;
+    int32_t* ids = nullptr;
+    float *w = nullptr, *logits = nullptr, *x = nullptr;
+    size_t x_floats = 0;
+  };
+  static constexpr size_t kStagedX = (1u << 20) / 4;
+  void reserve_staging(int T);
+  void release_staging();
+  Staging staging_;
+  std::vector<float> host_x_, host_cpu_out_;  // a large batch's hidden state; CPU partial sums
   std::vector<ExpertWeights> table_;
   uint64_t step_ = 0;
   TelemetryRecorder telemetry_;

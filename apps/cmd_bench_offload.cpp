@@ -28,6 +28,7 @@ struct BenchArgs {
   std::string model, synthetic, scratch = "/tmp", json;
   SyntheticSpec spec;
   int prefill = 2048, prompt = 512, generate = 128, threads = 0, warmup = 32;
+  int rounds = 1;  // the variants run this many times, interleaved; modes compare medians
   std::string dram = "1GiB";
   std::string modes;  // "hybrid,cpu,stream": one run per offload mode
   bool ablation = false, no_channels = false;
@@ -42,6 +43,7 @@ struct Variant {
 
 struct Result {
   std::string name;
+  int round = 0;
   double prefill_tps = 0, prefill_bound = 0, decode_tps = 0, decode_bound = 0, ttft = 0;
   double combined_bound = 0;  // decode: the misses over PCIe and the CPU's DRAM read together
   StepTelemetry prefill_t, decode_t;
@@ -202,20 +204,74 @@ void print_result(const Result& r, int generate, int prefill) {
 }
 
 // --modes: hybrid against the better single-channel mode, and against the combined bound.
-nlohmann::json compare_modes(const std::vector<Result>& results) {
+// Hybrid against the better single mode, over one run per mode.
+struct ModeComparison {
   const Result *hybrid = nullptr, *best = nullptr, *best_prefill = nullptr;
+  double ratio = 0, prefill_ratio = 0;
+};
+
+ModeComparison compare(const std::vector<Result>& results) {
+  ModeComparison c;
   for (const Result& r : results) {
     if (r.name == "mode hybrid") {
-      hybrid = &r;
+      c.hybrid = &r;
       continue;
     }
-    if (!best || r.decode_tps > best->decode_tps) best = &r;
-    if (!best_prefill || r.prefill_tps > best_prefill->prefill_tps) best_prefill = &r;
+    if (!c.best || r.decode_tps > c.best->decode_tps) c.best = &r;
+    if (!c.best_prefill || r.prefill_tps > c.best_prefill->prefill_tps) c.best_prefill = &r;
   }
+  if (c.hybrid && c.best) {
+    c.ratio = c.best->decode_tps > 0 ? c.hybrid->decode_tps / c.best->decode_tps : 0;
+    c.prefill_ratio =
+        c.best_prefill->prefill_tps > 0 ? c.hybrid->prefill_tps / c.best_prefill->prefill_tps : 0;
+  }
+  return c;
+}
+
+// Each mode's median over the rounds (decode and prefill separately): the host's memory
+// bandwidth drifts between runs, and each round runs every mode once, in turn.
+std::vector<Result> median_runs(const std::vector<Result>& results) {
+  std::vector<Result> out;
+  for (const Result& first : results) {
+    if (std::any_of(out.begin(), out.end(), [&](const Result& r) { return r.name == first.name; }))
+      continue;
+    std::vector<Result> runs;
+    std::vector<double> prefill;
+    for (const Result& r : results)
+      if (r.name == first.name) {
+        runs.push_back(r);
+        prefill.push_back(r.prefill_tps);
+      }
+    std::sort(runs.begin(), runs.end(),
+              [](const Result& a, const Result& b) { return a.decode_tps < b.decode_tps; });
+    std::sort(prefill.begin(), prefill.end());
+    Result m = runs[runs.size() / 2];
+    m.prefill_tps = prefill[prefill.size() / 2];
+    out.push_back(m);
+  }
+  return out;
+}
+
+nlohmann::json compare_modes(const std::vector<Result>& all, int rounds) {
+  nlohmann::json per_round = nlohmann::json::array();
+  if (rounds > 1) {
+    std::string line;
+    for (int round = 0; round < rounds; ++round) {
+      std::vector<Result> runs;
+      for (const Result& r : all)
+        if (r.round == round) runs.push_back(r);
+      const ModeComparison c = compare(runs);
+      per_round.push_back(c.ratio);
+      line += fmt::format("{}{:.2f}x", round ? ", " : "", c.ratio);
+    }
+    fmt::print("hybrid vs best single mode in each round: {}; medians of {} rounds:\n", line,
+               rounds);
+  }
+  const std::vector<Result> results = median_runs(all);
+  const ModeComparison c = compare(results);
+  const Result *hybrid = c.hybrid, *best = c.best, *best_prefill = c.best_prefill;
   if (!hybrid || !best) return {};
-  const double ratio = best->decode_tps > 0 ? hybrid->decode_tps / best->decode_tps : 0;
-  const double pratio =
-      best_prefill->prefill_tps > 0 ? hybrid->prefill_tps / best_prefill->prefill_tps : 0;
+  const double ratio = c.ratio, pratio = c.prefill_ratio;
   fmt::print(
       "hybrid vs best single mode ({}): decode {:.2f} vs {:.2f} tok/s = {:.2f}x (target 1.5x); "
       "hybrid at {} of its combined-channel bound ({:.2f} tok/s); prefill {:.1f} vs {:.1f} tok/s "
@@ -224,6 +280,14 @@ nlohmann::json compare_modes(const std::vector<Result>& results) {
       pct(hybrid->decode_tps, hybrid->combined_bound), hybrid->combined_bound, hybrid->prefill_tps,
       best_prefill->prefill_tps, best_prefill->name, pratio);
   return {{"best_single", best->name},
+          {"rounds", rounds},
+          {"decode_ratio_per_round", per_round},
+          {"median_decode_tok_s",
+           [&] {
+             nlohmann::json m;
+             for (const Result& r : results) m[r.name] = r.decode_tps;
+             return m;
+           }()},
           {"decode_ratio", ratio},
           {"prefill_ratio", pratio},
           {"hybrid_of_combined_bound",
@@ -338,12 +402,18 @@ void run_bench(const BenchArgs& a) {
                         {"config", format_offload_config(base)},
                         {"runs", nlohmann::json::array()}};
   std::vector<Result> results;
-  for (const Variant& v : variants) {
-    results.push_back(run_variant(model, loc, v, a, ch));
-    print_result(results.back(), a.generate, a.prefill);
-    out["runs"].push_back(to_json(results.back()));
+  for (int round = 0; round < a.rounds; ++round) {
+    if (a.rounds > 1) fmt::print("== round {} of {}\n", round + 1, a.rounds);
+    for (const Variant& v : variants) {
+      results.push_back(run_variant(model, loc, v, a, ch));
+      results.back().round = round;
+      print_result(results.back(), a.generate, a.prefill);
+      nlohmann::json j = to_json(results.back());
+      j["round"] = round;
+      out["runs"].push_back(j);
+    }
   }
-  if (!a.modes.empty()) out["modes"] = compare_modes(results);
+  if (!a.modes.empty()) out["modes"] = compare_modes(results, a.rounds);
   if (!a.json.empty()) {
     std::ofstream f(a.json);
     if (!f) fail(ErrorKind::kIo, "--json: cannot write {}", a.json);
@@ -383,6 +453,11 @@ void register_bench_offload(CLI::App& app) {
   cmd->add_option("--dram", a->dram, "Bytes read by the DRAM measurement")->capture_default_str();
   cmd->add_option("--modes", a->modes,
                   "Run each offload mode in turn, e.g. hybrid,cpu,stream (compared at the end)");
+  cmd->add_option("--rounds", a->rounds,
+                  "Run the modes (or variants) this many times, interleaved; --modes compares "
+                  "each mode's median")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 20));
   cmd->add_flag("--ablation", a->ablation,
                 "Run cache {none, lru, router_freq} x prefetch {none, lookahead 1, lookahead 2}");
   cmd->add_flag("--no-channels", a->no_channels, "Skip the channel measurements");

@@ -8,7 +8,7 @@ pkgs=(
   libsentencepiece-dev sentencepiece
   doctest-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libpcre2-dev libutf8proc-dev libedit-dev
-  tmux
+  tmux python3
 )
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

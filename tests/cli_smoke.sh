@@ -25,4 +25,21 @@ grep -q "normalized entropy" "$tmp/synth" || fail "synth printed no routing entr
 "$cs" convert -q "$tmp/s.gguf" "$tmp/g.cst" >/dev/null || fail "GGUF twin does not convert"
 [ "$("$cs" logits -m "$tmp/s.cst" --ids 4,5)" = "$("$cs" logits -m "$tmp/g.cst" --ids 4,5)" ] ||
   fail "GGUF twin logits differ"
+# bench-offload --rounds: each mode runs once per round; the comparison takes each mode's median.
+"$cs" bench-offload --synthetic tiny --modes hybrid,cpu,stream --rounds 3 --prefill 0 --prompt 4 \
+  --generate 3 --warmup 0 --no-channels --json "$tmp/b.json" >"$tmp/bench" 2>/dev/null ||
+  fail "bench-offload --rounds failed"
+[ "$(grep -c '^mode ' "$tmp/bench")" = 9 ] || fail "bench-offload --rounds 3: not 9 runs"
+python3 - "$tmp/b.json" <<'PY' || fail "bench-offload --rounds: medians wrong in $tmp/b.json"
+import json, sys
+d = json.load(open(sys.argv[1]))
+m = d["modes"]
+assert m["rounds"] == 3 and len(m["decode_ratio_per_round"]) == 3
+for name, med in m["median_decode_tok_s"].items():
+    runs = sorted(r["decode_tok_s"] for r in d["runs"] if r["name"] == name)
+    assert [r["round"] for r in d["runs"] if r["name"] == name] == [0, 1, 2]
+    assert med == runs[1], (name, med, runs)
+best = max(v for k, v in m["median_decode_tok_s"].items() if k != "mode hybrid")
+assert abs(m["decode_ratio"] - m["median_decode_tok_s"]["mode hybrid"] / best) < 1e-9
+PY
 echo "cli_smoke: 1 passed, 0 failed"

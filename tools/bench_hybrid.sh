@@ -10,7 +10,9 @@
 #   test      offload_gpu_tests (CUDA copy engine, pinning, VRAM budget, the offload modes on the
 #             CUDA backend against stream), then gpu_tests
 #   modes     S235 (Qwen3-235B-A22B shape, 20 layers), VRAM budget 5 GiB, every expert in RAM:
-#             bench-offload --modes hybrid,cpu,stream (prefill 256, prompt 32, 48 tokens)
+#             bench-offload --modes hybrid,cpu,stream --rounds 3 (prefill 256, prompt 32, 48
+#             tokens; the three modes in turn, three times: the host's DRAM rate drifts between
+#             runs, so each mode's median is compared)
 #   prefill   S235 prefill of 2048 tokens in modes stream and hybrid, against the PCIe bound
 #   nvme      S235-nvme: 13 GiB of host RAM for 27 GB of experts; the NVMe tier's read rate
 #             against raw O_DIRECT reads of the same file; decode in modes hybrid and stream
@@ -63,7 +65,7 @@ scenario() {  # scenario NAME ARGS...: bench-offload, text + JSON + stderr
   local name=$1; shift
   log "$name: bench-offload $*"
   timeout 240 "$cs" bench-offload --json "$out/$name.json" "$@" 2>"$out/$name.err" | tee "$out/$name.txt"
-  grep -E "^channels|^mode|hybrid vs|^cache|^configured| decode split" "$out/$name.txt" >>"$out/summary.txt"
+  grep -E "^channels|^mode|hybrid vs|^cache|^configured| decode split|^== round" "$out/$name.txt" >>"$out/summary.txt"
   grep -E "warm-up|expert slots|slots of" "$out/$name.err" >>"$out/summary.txt"
 }
 quick=(--prefill 256 --prompt 32 --generate 48)
@@ -79,7 +81,8 @@ for step in "${steps[@]}"; do
       grep -E "test cases|Status" "$out/test-gpu.txt" | tee -a "$out/summary.txt" ;;
     modes)
       synth s235 --shape qwen3-235b-a22b --layers 20
-      scenario s235-modes --model "$scratch/s235.cst" --vram-budget 5GiB --modes hybrid,cpu,stream "${quick[@]}" ;;
+      scenario s235-modes --model "$scratch/s235.cst" --vram-budget 5GiB --modes hybrid,cpu,stream \
+        --rounds 3 "${quick[@]}" ;;
     prefill)
       synth s235 --shape qwen3-235b-a22b --layers 20
       scenario s235-prefill --model "$scratch/s235.cst" --vram-budget 5GiB --modes stream,hybrid --prefill 2048 --generate 0 ;;

@@ -6,7 +6,7 @@
 #
 #   tools/bench_hybrid.sh [--bin DIR] [--scratch DIR] [--commit SHA] [STEP...]
 #
-# Steps (default: test modes prefill nvme):
+# Steps (default: test modes prefill nvme; modes alone takes about 6 minutes):
 #   test      offload_gpu_tests (CUDA copy engine, pinning, VRAM budget, the offload modes on the
 #             CUDA backend against stream), then gpu_tests
 #   modes     S235 (Qwen3-235B-A22B shape, 20 layers), VRAM budget 5 GiB, every expert in RAM:
@@ -61,10 +61,12 @@ synth() {  # synth NAME ARGS...: $scratch/NAME.cst once
   "$cs" synth "$@" --probe-tokens 0 --out "$scratch/$name.cst" 2>&1 | tail -2 | tee -a "$out/summary.txt"
   echo "synth $name: $((SECONDS - t0)) s" | tee -a "$out/summary.txt"
 }
-scenario() {  # scenario NAME ARGS...: bench-offload, text + JSON + stderr
+scenario() {  # scenario NAME ARGS...: bench-offload, text + JSON + stderr; 240 s per round
   local name=$1; shift
+  local rounds=1 prev=""
+  for arg in "$@"; do [[ $prev == --rounds ]] && rounds=$arg; prev=$arg; done
   log "$name: bench-offload $*"
-  timeout 240 "$cs" bench-offload --json "$out/$name.json" "$@" 2>"$out/$name.err" | tee "$out/$name.txt"
+  timeout $((240 * rounds)) "$cs" bench-offload --json "$out/$name.json" "$@" 2>"$out/$name.err" | tee "$out/$name.txt"
   grep -E "^channels|^mode|hybrid vs|^cache|^configured| decode split|^== round" "$out/$name.txt" >>"$out/summary.txt"
   grep -E "warm-up|expert slots|slots of" "$out/$name.err" >>"$out/summary.txt"
 }

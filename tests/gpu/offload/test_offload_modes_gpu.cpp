@@ -44,15 +44,20 @@ Outputs run(const Model& m, Backend& b, OffloadMoeExecutor& ex) {
   return o;
 }
 
-}  // namespace
-
-TEST_CASE("gpu: offload modes hybrid and cpu agree with stream on the CUDA backend") {
-  test::TempDir tmp;
+// A synthetic tiny Qwen3-MoE (Q4 experts) written into `tmp`.
+std::unique_ptr<Model> tiny_model(test::TempDir& tmp) {
   SynthOptions syn;
   syn.shape = "tiny-qwen3";
   syn.out = tmp.file("tiny.cst");
   write_synth(syn);
-  auto model = Model::load(syn.out);
+  return Model::load(syn.out);
+}
+
+}  // namespace
+
+TEST_CASE("gpu: offload modes hybrid and cpu agree with stream on the CUDA backend") {
+  test::TempDir tmp;
+  auto model = tiny_model(tmp);
   auto gpu = make_cuda_backend(0);
   auto cpu = make_cpu_backend();
   const int K = model->config().n_experts_per_tok;
@@ -107,11 +112,7 @@ TEST_CASE("gpu: under offload the embedding table stays on the host, logits as o
   // slots); the dequantized rows are the GPU gather's exactly, so stream offload stays
   // bit-identical to the resident path, prefill and decode.
   test::TempDir tmp;
-  SynthOptions syn;
-  syn.shape = "tiny-qwen3";
-  syn.out = tmp.file("tiny.cst");
-  write_synth(syn);
-  auto model = Model::load(syn.out);
+  auto model = tiny_model(tmp);
   auto gpu = make_cuda_backend(0);
   const std::vector<int32_t> prompt = {1, 5, 9, 200, 17, 3, 77, 400, 2, 8, 31, 64};
   SessionOptions so;

@@ -116,24 +116,27 @@ Result run_variant(const Model& model, const ExpertLocator* loc, const Variant& 
   if (a.generate > 0) {
     Session s(model, rt.backend(), so, &ex);
     ex.prepare();
-    std::vector<std::vector<int>> counts;
-    s.transformer().set_routing_observer([&](int layer, int T, const int32_t* ids, const float*) {
-      if (T != 1) return;
-      if (counts.size() <= size_t(layer)) counts.resize(size_t(layer) + 1);
-      counts[size_t(layer)].resize(size_t(model.config().n_experts));
-      for (int j = 0; j < model.config().n_experts_per_tok; ++j)
-        ++counts[size_t(layer)][size_t(ids[j])];
-    });
+    std::vector<std::vector<int>> counts;  // decode routing per MoE layer and expert
     const auto t0 = Clock::now();
     std::span<const float> logits = s.eval(random_tokens(a.prompt, V, 2));
     r.ttft = std::chrono::duration<double>(Clock::now() - t0).count();
     ex.reset_telemetry();
+    // The decode routing from the executor's plans (it has the routing on the host already; a
+    // transformer routing observer would add two synchronous downloads per layer to the timing).
+    ex.set_plan_observer([&](const LayerPlan& p) {
+      if (p.layer < 0 || p.drain) return;
+      if (counts.size() <= size_t(p.layer)) counts.resize(size_t(p.layer) + 1);
+      counts[size_t(p.layer)].resize(size_t(model.config().n_experts));
+      for (const RoutedExpert& x : p.routed)
+        counts[size_t(p.layer)][size_t(x.id.expert)] += x.tokens;
+    });
     const auto t1 = Clock::now();
     for (int i = 0; i < a.generate; ++i) {
       const int32_t t = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
       logits = s.eval(std::vector<int32_t>{t});
     }
     const double sec = std::chrono::duration<double>(Clock::now() - t1).count();
+    ex.set_plan_observer({});
     r.decode_tps = a.generate / sec;
     r.decode_t = ex.telemetry().total;
     const double blob = blob_bytes();

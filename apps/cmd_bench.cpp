@@ -19,6 +19,7 @@
 #include "kernels/cuda_backend.h"
 #include "runtime/engine/session.h"
 #include "runtime/model/memory_model.h"
+#include "runtime/model/weight_id.h"
 
 namespace cs::cli {
 namespace {
@@ -148,14 +149,13 @@ json bench_model(const BenchArgs& a, double bound_gbps) {
       s, std::vector<int32_t>(prompt.begin(), prompt.begin() + std::min(a.prompt, 64)));
   // Bytes a decode step must read: non-expert weights once (the embedding only one row), K
   // experts per MoE layer, and the KV cache at the mean position of the generated span.
-  int moe_layers = 0;
-  for (int l = 0; l < c.n_layers; ++l) moe_layers += c.is_moe_layer(l);
+  const int n_moe = int(cs::moe_layers(c).size());
   const ModelWeights& w = model->weights();
   const double embed_bytes = double(dtype_data_bytes(w.embed.dtype, w.embed.rows, w.embed.cols));
   const double kv_row = 2.0 * c.n_layers * c.kv_dim() * 2;  // BF16 K and V, every layer
   const double mean_pos = a.prompt + a.gen / 2.0;
   const double step_bytes = double(mb.dense) - (w.lm_head.data == w.embed.data ? 0 : embed_bytes) +
-                            double(moe_layers) * c.n_experts_per_tok * double(mb.per_expert) +
+                            double(n_moe) * c.n_experts_per_tok * double(mb.per_expert) +
                             kv_row * mean_pos;
   const double bound_tps = bound_gbps * 1e9 / step_bytes;
   for (bool graphs : {true, false}) {
@@ -201,8 +201,8 @@ json bench_model(const BenchArgs& a, double bound_gbps) {
     double ref = 0;
     ref += c.n_layers * cuda_bench_gemm_bf16(a.device, T, c.q_dim() + 2 * c.kv_dim(), H, 5).ms;
     ref += c.n_layers * cuda_bench_gemm_bf16(a.device, T, H, c.q_dim(), 5).ms;
-    ref += moe_layers * cuda_bench_gemm_bf16(a.device, P, 2 * I, H, 5).ms;
-    ref += moe_layers * cuda_bench_gemm_bf16(a.device, P, H, I, 5).ms;
+    ref += n_moe * cuda_bench_gemm_bf16(a.device, P, 2 * I, H, 5).ms;
+    ref += n_moe * cuda_bench_gemm_bf16(a.device, P, H, I, 5).ms;
     out["prefill"] = {{"tokens", T},
                       {"ms", ms},
                       {"tok_per_s", T / ms * 1e3},

@@ -20,6 +20,7 @@
 #include "offload/nvml.h"
 #include "runtime/engine/offload_locator.h"
 #include "runtime/engine/session.h"
+#include "runtime/model/weight_id.h"
 
 namespace cs::cli {
 namespace {
@@ -69,8 +70,7 @@ Result run_variant(const Model& model, const ExpertLocator* loc, const Variant& 
   OffloadOptions o;
   o.locator = loc;
   o.log = [](const std::string& s) { fmt::print(stderr, "  {}\n", s); };
-  int n_moe = 0;
-  for (int l = 0; l < model.config().n_layers; ++l) n_moe += model.config().is_moe_layer(l);
+  const int n_moe = int(moe_layers(model.config()).size());
   if (v.no_cache) {
     o.gpu_slots = model.config().n_experts_per_tok *
                   (v.cfg.cache.allocation == SlotAllocation::kPerLayer ? n_moe : 1);

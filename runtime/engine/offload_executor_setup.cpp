@@ -20,6 +20,7 @@
 #include "runtime/engine/offload_calibration.h"
 #include "runtime/engine/offload_locator.h"
 #include "runtime/engine/offload_moe_executor.h"
+#include "runtime/model/weight_id.h"
 
 namespace cs {
 namespace {
@@ -47,8 +48,7 @@ OffloadMoeExecutor::OffloadMoeExecutor(Backend& backend, const Model& model, Off
   K_ = c.n_experts_per_tok;
   E_ = c.n_experts;
   n_layers_ = c.n_layers;
-  for (int l = 0; l < n_layers_; ++l)
-    if (c.is_moe_layer(l)) moe_layers_.push_back(l);
+  moe_layers_ = moe_layers(c);
   if (moe_layers_.empty())
     fail(ErrorKind::kUnsupported, "{}: the model has no MoE layers to offload", model.path());
   first_moe_ = moe_layers_.front();

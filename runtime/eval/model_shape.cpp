@@ -8,6 +8,7 @@
 #include "offload/blob_pack.h"
 #include "runtime/format/synth.h"
 #include "runtime/model/model.h"
+#include "runtime/model/weight_id.h"
 
 namespace cs {
 
@@ -18,7 +19,7 @@ ModelShape model_shape_from_config(const ModelConfig& c, const std::string& name
   s.n_experts = c.n_experts;
   s.k = c.n_experts_per_tok;
   s.hidden = c.hidden_size;
-  for (int l = 0; l < c.n_layers; ++l) s.n_moe_layers += c.is_moe_layer(l);
+  s.n_moe_layers = int(moe_layers(c).size());
   const int64_t H = c.hidden_size, I = c.moe_intermediate_size;
   s.expert_bytes = make_expert_layout(DType::kQ4, H, I, 32, false).bytes;
   // Q8 group 32: 34 bytes per 32 weights; norms and routers in fp32.

@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "offload/blob_pack.h"
+#include "runtime/model/weight_id.h"
 
 namespace cs {
 namespace {
@@ -26,9 +27,7 @@ TraceHeader header_of(const Model& model, const TraceRecorderOptions& o,
 }
 
 std::vector<int> moe_layers_of(const Model& model) {
-  std::vector<int> v;
-  for (int l = 0; l < model.config().n_layers; ++l)
-    if (model.config().is_moe_layer(l)) v.push_back(l);
+  std::vector<int> v = moe_layers(model.config());
   if (v.empty()) fail(ErrorKind::kUnsupported, "{}: no MoE layers to trace", model.path());
   return v;
 }

@@ -13,6 +13,7 @@
 #include "runtime/engine/session_runtime.h"
 #include "runtime/eval/trace_io.h"
 #include "runtime/eval/tuner.h"
+#include "runtime/model/weight_id.h"
 
 namespace cs {
 namespace {
@@ -71,9 +72,7 @@ CheckRun start_run(const Model& model, const RoutingTrace& trace, OffloadConfig 
 // The trace fits the model and can be checked with these options.
 void validate(const Model& model, const RoutingTrace& t, const CheckOptions& o) {
   const ModelConfig& c = model.config();
-  std::vector<int> moe;
-  for (int l = 0; l < c.n_layers; ++l)
-    if (c.is_moe_layer(l)) moe.push_back(l);
+  const std::vector<int> moe = moe_layers(c);
   if (c.n_experts != t.header.n_experts || c.n_experts_per_tok != t.header.k ||
       moe != t.header.moe_layers)
     fail(ErrorKind::kInvalidArgument,

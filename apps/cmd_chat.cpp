@@ -18,6 +18,7 @@
 #include "common/units.h"
 #include "offload/nvml.h"
 #include "runtime/chat/chat_session.h"
+#include "runtime/chat/terminal_text.h"
 #include "runtime/engine/session.h"
 #include "runtime/tokenizer/tokenizer.h"
 
@@ -35,6 +36,7 @@ void on_sigint(int) {
 
 struct Style {
   bool color = false;
+  bool terminal = false;  // stdout is a terminal: model text is passed through terminal_safe
   const char* dim() const { return color ? "\x1b[2m" : ""; }
   const char* bold() const { return color ? "\x1b[1m" : ""; }
   const char* red() const { return color ? "\x1b[31m" : ""; }
@@ -44,6 +46,14 @@ struct Style {
 void out(std::string_view s) {
   std::fwrite(s.data(), 1, s.size(), stdout);
   std::fflush(stdout);
+}
+
+// Model text: on a terminal, without the control characters that would drive it.
+void out_model(std::string_view s, bool terminal) {
+  if (terminal)
+    out(terminal_safe(s));
+  else
+    out(s);
 }
 
 const char* kHelp =
@@ -136,14 +146,14 @@ class Repl {
           in_reasoning = true;
           out(style_.color ? style_.dim() : "<think>\n");
         }
-        out(s);
+        out_model(s, style_.terminal);
         return;
       }
       if (in_reasoning) {
         in_reasoning = false;
         out(style_.color ? fmt::format("{}\n\n", style_.reset()) : "\n</think>\n\n");
       }
-      out(s);
+      out_model(s, style_.terminal);
     };
     g_chat.store(&chat_);
     ChatTurnStats st;
@@ -278,6 +288,7 @@ class Repl {
 int run_chat_repl(const ChatArgs& a, Model& model, ChatSession& chat, SessionRuntime& rt) {
   const bool interactive = isatty(STDIN_FILENO);
   Style style;
+  style.terminal = isatty(STDOUT_FILENO);
   const char* no_color = std::getenv("NO_COLOR");
   const char* term = std::getenv("TERM");
   style.color =

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `coldstream chat` in a real terminal: tmux runs it, send-keys types, capture-pane reads the
 # screen. Covers line editing (UTF-8 input, history), multi-line input, Ctrl-C stopping a reply
-# and keeping the session, commands, and Ctrl-C at an empty prompt quitting.
+# and keeping the session, commands, and Ctrl-C at an empty prompt quitting. (The random model's
+# noise includes control bytes; chat prints them in caret notation on a terminal, so they cannot
+# scramble the screen these checks read: terminal_safe, tested in test_chat_session.cpp.)
 # Usage: chat_tmux.sh COLDSTREAM MAKE_CHAT_MODEL   (exits 77 when tmux is missing)
 set -uo pipefail
 cs=$1
@@ -30,11 +32,14 @@ check() {
     echo "--------------"
   fi
 }
-# capture-pane drops trailing spaces: an empty prompt reads as ">".
-screen() { tm capture-pane -t chat -p -S -200; }
-# Waits until the screen matches a regular expression (grep -E), up to 20 s.
+# capture-pane drops trailing spaces: an empty prompt reads as ">". The whole history: a reply
+# can push earlier lines far up.
+screen() { tm capture-pane -t chat -p -S -; }
+# The waits give up after 60 s: CI runs this next to other tests on two cores.
+tries=600
+# Waits until the screen matches a regular expression (grep -E).
 wait_for() {
-  for _ in $(seq 200); do
+  for _ in $(seq $tries); do
     screen 2>/dev/null | grep -qE -- "$1" && return 0
     tm has-session -t chat 2>/dev/null || return 1
     sleep 0.1
@@ -43,8 +48,17 @@ wait_for() {
 }
 # Waits until the last non-empty line of the screen matches.
 wait_last() {
-  for _ in $(seq 200); do
+  for _ in $(seq $tries); do
     screen 2>/dev/null | grep -v '^$' | tail -1 | grep -qE -- "$1" && return 0
+    tm has-session -t chat 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+# Waits until the last non-empty line of the screen no longer matches (a reply has started).
+wait_past() {
+  for _ in $(seq $tries); do
+    screen 2>/dev/null | grep -v '^$' | tail -1 | grep -qE -- "$1" || return 0
     tm has-session -t chat 2>/dev/null || return 1
     sleep 0.1
   done
@@ -52,7 +66,7 @@ wait_last() {
 }
 # Waits until at least N lines match.
 wait_for_count() {
-  for _ in $(seq 200); do
+  for _ in $(seq $tries); do
     [[ $(screen 2>/dev/null | grep -cE -- "$1") -ge $2 ]] && return 0
     tm has-session -t chat 2>/dev/null || return 1
     sleep 0.1
@@ -72,7 +86,9 @@ check "a prompt appears" wait_for '^>$'
 
 tm send-keys -t chat 'Hello 世界' Enter
 check "UTF-8 input is echoed intact" wait_for '^> Hello 世界$'
-sleep 0.5
+# Ctrl-C only once the reply has started (before that it would discard the line being edited).
+wait_past '^> Hello 世界$' >/dev/null
+sleep 0.3
 tm send-keys -t chat C-c
 check "Ctrl-C stops the reply" wait_for '\[stopped\]'
 check "and a new prompt comes" wait_last '^>$'
@@ -83,9 +99,11 @@ check "/help lists the commands" wait_for '/think on\|off'
 tm send-keys -t chat 'first line \' Enter
 check "a trailing backslash continues the message" wait_for '^\.\.\.$'
 tm send-keys -t chat 'second line' Enter
-# Ctrl-C only once the line has been read (a signal overtakes keys still in the terminal's buffer).
+# Ctrl-C only once the line has been read and the reply has started (a signal overtakes keys
+# still in the terminal's buffer, and Ctrl-C while editing discards the line).
 wait_for '^\.\.\. second line$' >/dev/null
-sleep 0.5
+wait_past '^\.\.\. second line$' >/dev/null
+sleep 0.3
 tm send-keys -t chat C-c
 check "the multi-line message was sent and answered (then stopped)" wait_for_count '\[stopped\]' 2
 

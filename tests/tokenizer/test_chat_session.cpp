@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "runtime/chat/chat_session.h"
+#include "runtime/chat/terminal_text.h"
 #include "runtime/engine/session.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tests/common/chat_model.h"
@@ -160,4 +161,24 @@ TEST_CASE("chat: a conversation the template refuses leaves the history as it wa
   CHECK_THROWS_WITH_AS(mistral.send("second", {}), doctest::Contains("roles must alternate"),
                        Error);
   CHECK(mistral.messages().size() == 1);
+}
+
+TEST_CASE("chat: model text cannot drive the terminal") {
+  // Clear screen, cursor home, a window-title OSC, carriage return, DEL and a C1 CSI (U+009B).
+  const std::string hostile =
+      "a\x1b[2J\x1b[Hb\x1b]0;pwned\x07\rc\x7f d\xc2\x9b"
+      "31m";
+  const std::string safe = terminal_safe(hostile);
+  for (char c : safe) {
+    const auto u = static_cast<unsigned char>(c);
+    CHECK((u >= 0x20 || u == '\n' || u == '\t'));
+    CHECK(u != 0x7f);
+  }
+  CHECK(safe.find("\xc2\x9b") == std::string::npos);
+  CHECK(safe ==
+        "a^[[2J^[[Hb^[]0;pwned^G^Mc^? d\xef\xbf\xbd"
+        "31m");
+  // Ordinary text, newlines, tabs and UTF-8 (C2 followed by a printable continuation) unchanged.
+  const std::string ok = "Hello 世界\n\tcafé \xc2\xa9 \xf0\x9f\x98\x80";
+  CHECK(terminal_safe(ok) == ok);
 }

@@ -206,7 +206,6 @@ void print_result(const Result& r, int generate, int prefill) {
   (void)prefill;
 }
 
-// --modes: hybrid against the better single-channel mode, and against the combined bound.
 // Hybrid against the better single mode, over one run per mode.
 struct ModeComparison {
   const Result *hybrid = nullptr, *best = nullptr, *best_prefill = nullptr;
@@ -255,6 +254,8 @@ std::vector<Result> median_runs(const std::vector<Result>& results) {
   return out;
 }
 
+// --modes: hybrid against the better single-channel mode (each mode's median over the rounds, and
+// each round's ratio), and against the combined bound.
 nlohmann::json compare_modes(const std::vector<Result>& all, int rounds) {
   nlohmann::json per_round = nlohmann::json::array();
   if (rounds > 1) {

@@ -172,15 +172,7 @@ ReplayResult replay_trace(const RoutingTrace& trace, const ReplayConfig& cfg) {
       r.gpu_evictions += gpu->evictions() - gpu_ev;
       if (host) r.host_evictions += host->evictions() - host_ev;
       flight.prefetches = plan.prefetches;
-      if (cfg.cost) {
-        for (size_t i = 0; i < plan.passes.size(); ++i) {
-          PassLoad load = pass_load(plan.passes[i]);
-          if (i == 0) load.in_flight += carried;
-          step_time += cfg.expert_scale * cfg.cost->pass_seconds(load).total;
-        }
-        carried = 0;
-        for (const PlanCopy& c : plan.prefetches) carried += c.slot >= 0;
-      }
+      if (cfg.cost) step_time += cfg.expert_scale * plan_seconds(plan, *cfg.cost, carried);
     }
     if (cfg.cost) {
       r.seconds += step_time;
@@ -191,6 +183,18 @@ ReplayResult replay_trace(const RoutingTrace& trace, const ReplayConfig& cfg) {
   r.bytes_nvme_to_host = r.nvme_reads * h.expert_bytes;
   r.per_layer = scorer.per_layer();
   return r;
+}
+
+double plan_seconds(const LayerPlan& plan, const CostModel& cost, int& carried) {
+  double t = 0;
+  for (size_t i = 0; i < plan.passes.size(); ++i) {
+    PassLoad load = pass_load(plan.passes[i]);
+    if (i == 0) load.in_flight += carried;
+    t += cost.pass_seconds(load).total;
+  }
+  carried = 0;
+  for (const PlanCopy& c : plan.prefetches) carried += c.slot >= 0;
+  return t;
 }
 
 ReplayResult replay_belady(const RoutingTrace& trace, int gpu_slots, SlotAllocation allocation) {

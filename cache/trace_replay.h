@@ -89,6 +89,11 @@ struct ReplayResult {
 // lookahead, too few slots for one token).
 ReplayResult replay_trace(const RoutingTrace& trace, const ReplayConfig& config);
 
+// The cost model's time of one layer's plan as the replay charges it (before expert_scale):
+// every pass, the first behind the `carried` prefetch copies the previous layer left on the copy
+// channel; `carried` becomes this plan's prefetch copies.
+double plan_seconds(const LayerPlan& plan, const CostModel& cost, int& carried);
+
 // Belady's optimum for the trace: a cache of `gpu_slots` slots with the offline-optimal policy,
 // no prefetching, every miss streamed. No online policy of the same size can beat its hit rate.
 ReplayResult replay_belady(const RoutingTrace& trace, int gpu_slots, SlotAllocation allocation);

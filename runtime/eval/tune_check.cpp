@@ -145,32 +145,28 @@ namespace {
 // expert passes (as the replay charges them: a layer's prefetches occupy the next layer's first
 // pass), fitted (fit_expert_time).
 struct WarmupFit {
+  CostParams params;  // the cost model the predictions used
   CheckTime time;
   ExpertTimeFit fit;
   size_t prefill_steps = 0;
 };
 
-// `params`: the cost model's parameters; when empty (expert_bytes 0), the run's own start-up
-// calibration is taken and written back (REQUIRES then a hybrid configuration).
+// `params`: the cost model's parameters; null: the run's own start-up calibration (REQUIRES then
+// a hybrid configuration).
 WarmupFit fit_warmup(const Model& model, const RoutingTrace& trace, const OffloadConfig& config,
-                     CostParams& params, const CheckOptions& o) {
+                     const CostParams* params, const CheckOptions& o) {
   CheckRun run = start_run(model, trace, config, o);
-  if (params.expert_bytes == 0) {
+  WarmupFit w;
+  if (params) {
+    w.params = *params;
+  } else {
     if (!run.ex().hybrid()) fail(ErrorKind::kInternal, "calibration: the hybrid scheduler is off");
-    params = run.ex().hybrid()->model().params();
+    w.params = run.ex().hybrid()->model().params();
   }
-  const CostModel cm(params);
+  const CostModel cm(w.params);
   double pred = 0;
   int carried = 0;
-  run.ex().set_plan_observer([&](const LayerPlan& p) {
-    for (size_t i = 0; i < p.passes.size(); ++i) {
-      PassLoad load = pass_load(p.passes[i]);
-      if (i == 0) load.in_flight += carried;
-      pred += cm.pass_seconds(load).total;
-    }
-    carried = 0;
-    for (const PlanCopy& c : p.prefetches) carried += c.slot >= 0;
-  });
+  run.ex().set_plan_observer([&](const LayerPlan& p) { pred += plan_seconds(p, cm, carried); });
   std::vector<double> d_pred, d_sec, p_pred, p_sec;
   int64_t prefill_tokens = 0;
   run_trace_steps(*run.session, first_requests(trace, o.warmup),
@@ -181,7 +177,6 @@ WarmupFit fit_warmup(const Model& model, const RoutingTrace& trace, const Offloa
                     pred = 0;
                   });
   run.ex().set_plan_observer({});
-  WarmupFit w;
   w.fit = fit_expert_time(d_pred, d_sec);
   w.time.expert_scale = w.fit.scale;
   w.time.step_seconds = std::max(0.0, w.fit.rest);
@@ -218,12 +213,12 @@ CheckCost calibrate_check_cost(const Model& model, const RoutingTrace& trace,
   cfg.offload.mode = OffloadMode::kHybrid;
   cfg.offload.calibrate = true;
   cfg.offload.adapt = 0;  // the replay does not adapt: keep the calibrated model as it is
-  CheckCost c;
-  c.cost.expert_bytes = 0;  // taken from the first run's start-up calibration
-  const WarmupFit hybrid = fit_warmup(model, trace, cfg, c.cost, o);
+  const WarmupFit hybrid = fit_warmup(model, trace, cfg, nullptr, o);
   OffloadConfig stream = cfg;
   stream.offload.mode = OffloadMode::kStream;
-  const WarmupFit streamed = fit_warmup(model, trace, stream, c.cost, o);
+  const WarmupFit streamed = fit_warmup(model, trace, stream, &hybrid.params, o);
+  CheckCost c;
+  c.cost = hybrid.params;
   c.time = hybrid.time;
   c.stream_time = streamed.time;
   c.note = fmt::format("calibrated on this machine ({}): {}; over {} warm-up request(s): {}; {}",

@@ -81,7 +81,8 @@ struct CheckCost {
 // measure it. The slope is the Theil-Sen estimate (the median of the pairwise slopes: robust to
 // a few slow steps); it is used when there are enough steps and the predictions spread enough
 // to measure one (24 steps or more, their 10th and 90th percentiles at least 10% of the median
-// apart, 50 pairs of steps that far apart) and it lies in [0.5, 3]; else the scale stays 1. `rest` is the median of seconds - scale x predicted.
+// apart, 50 pairs of steps that far apart) and it lies in [0.5, 3]; else the scale stays 1.
+// `rest` is the median of seconds - scale x predicted.
 struct ExpertTimeFit {
   double scale = 1, rest = 0;
   bool fitted = false;  // the slope was measured (else scale is 1)

@@ -142,14 +142,14 @@ Result run_variant(const Model& model, const ExpertLocator* loc, const Variant& 
     const double blob = blob_bytes();
     const double misses = double(r.decode_t.demand + r.decode_t.waits) / a.generate;
     const double nvme = double(r.decode_t.bytes_nvme_to_host) / a.generate;
-    const double t_bound =
-        misses * blob / ch.copy_rate + (ch.disk_tier_rate > 0 ? nvme / ch.disk_tier_rate : 0);
+    const double t_nvme = ch.disk_tier_rate > 0 ? nvme / ch.disk_tier_rate : 0;
+    const double t_bound = ch.copy_rate > 0 ? misses * blob / ch.copy_rate + t_nvme : 0;
     r.decode_bound = t_bound > 0 ? 1.0 / t_bound : 0;
     // Both channels at once: every miss (copied or computed on the CPU) at the sum of the rates.
     const double all_misses = misses + double(r.decode_t.cpu) / a.generate;
-    const double cpu_rate = ch.dram_read_rate > 0 ? ch.dram_read_rate : 0;
-    const double t_comb = all_misses * blob / (ch.copy_rate + cpu_rate) +
-                          (ch.disk_tier_rate > 0 ? nvme / ch.disk_tier_rate : 0);
+    const double t_comb = ch.copy_rate > 0 && ch.dram_read_rate > 0
+                              ? all_misses * blob / (ch.copy_rate + ch.dram_read_rate) + t_nvme
+                              : 0;
     r.combined_bound = t_comb > 0 ? 1.0 / t_comb : 0;
     double h = 0, used = 0;
     int layers = 0;
@@ -366,7 +366,8 @@ void run_bench(const BenchArgs& a) {
                           parse_bytes(a.dram, "--dram"));
     fmt::print("{}", format_channels(ch));
   }
-  if (ch.copy_rate <= 0) ch.copy_rate = base.device.copy_rate > 0 ? base.device.copy_rate : 25e9;
+  // Without measured channels (--no-channels) every bound is reported as n/a: a guessed rate
+  // would print a bound the run can exceed.
 
   std::vector<Variant> variants;
   if (!a.modes.empty()) {

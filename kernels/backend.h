@@ -127,7 +127,10 @@ class Backend {
 
   // ---- memory ----
   virtual Buffer alloc(size_t bytes) = 0;
-  virtual void upload(void* dst, const void* src, size_t bytes) = 0;    // host -> backend
+  // host -> backend, in stream order. From page-locked host memory the copy may still be
+  // pending when this returns: `src` must stay unchanged until the next synchronize() or
+  // download() (from ordinary memory the bytes are taken before it returns).
+  virtual void upload(void* dst, const void* src, size_t bytes) = 0;
   virtual void download(void* dst, const void* src, size_t bytes) = 0;  // backend -> host
   // Enqueues a backend -> host copy in stream order; `dst` holds the bytes after the next
   // synchronize() or download(). Asynchronous only into page-locked host memory (elsewhere it
@@ -137,6 +140,9 @@ class Backend {
     download(dst, src, bytes);
   }
   virtual void synchronize() = 0;
+  // The queue ops are enqueued on (a cudaStream_t for CUDA), so other engines can order their
+  // work against it (the offload copy engine); null where ops complete before they return.
+  virtual void* native_stream() { return nullptr; }
   // Device memory accounting: bytes allocated now and the budget alloc() enforces (0: none).
   virtual size_t memory_used() const { return 0; }
   virtual size_t memory_budget() const { return 0; }

@@ -36,6 +36,7 @@ class BudgetedBackend final : public Backend {
     inner_.download(dst, src, bytes);
   }
   void synchronize() override { inner_.synchronize(); }
+  void* native_stream() override { return inner_.native_stream(); }
   size_t memory_used() const override { return allocated_; }
   size_t memory_budget() const override { return limit_; }
   void embed(const MatView& t, const int32_t* ids, int T, float* out) override {

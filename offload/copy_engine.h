@@ -28,6 +28,11 @@ class CopyEngine {
   // (the slot a copy overwrites may still be read by a running kernel). A no-op when compute is
   // synchronous (host backends).
   virtual void fence_compute() = 0;
+  // The reverse: compute enqueued from now on starts only after copy `ticket` (and every copy
+  // before it) has landed, without blocking the calling thread where compute is asynchronous
+  // (CUDA: the compute stream waits for the copy's event). Host engines, whose compute runs
+  // synchronously on the caller, wait here.
+  virtual void order_compute(uint64_t ticket) = 0;
   virtual void synchronize() = 0;  // waits for every copy
   virtual uint64_t bytes_copied() const = 0;
 };

@@ -1,5 +1,6 @@
 #include "offload/expert_mover.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/error.h"
@@ -205,6 +206,25 @@ void ExpertMover::finish_pass(const PlanPass& pass) {
   };
   for (const PlanCopy& c : pass.demand) land(c.id, false);
   for (const PlanHit& h : pass.waits) land(h.id, true);
+}
+
+bool ExpertMover::order_pass(const PlanPass& pass) {
+  uint64_t last = 0;
+  auto need = [&](ExpertId id, bool wait) {
+    if (reads_.count(id) || failed_.count(id)) return false;
+    const auto it = copies_.find(id);
+    // Landed and reported already (a demand copy is resident from its plan on).
+    if (it == copies_.end()) return !wait || gpu_.resident(id);
+    if (it->second.ticket == 0) return false;
+    last = std::max(last, it->second.ticket);
+    return true;
+  };
+  for (const PlanCopy& c : pass.demand)
+    if (!need(c.id, false)) return false;
+  for (const PlanHit& h : pass.waits)
+    if (!need(h.id, true)) return false;
+  if (last > 0) copies_engine_.order_compute(last);
+  return true;
 }
 
 void ExpertMover::finish_cpu_reads(const PlanPass& pass) {

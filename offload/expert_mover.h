@@ -41,6 +41,12 @@ class ExpertMover {
   // Blocks until the pass's demand copies, waits and CPU experts' host copies have landed.
   // Throws cs::Error (kIo, kBadFile) when one cannot be read.
   void finish_pass(const PlanPass& pass);
+  // Without blocking where compute is asynchronous: makes compute enqueued from now on start
+  // after the pass's demand copies and waits have landed, so their kernel can be queued before
+  // the host turns to other work. False (nothing ordered) when one of them still waits for its
+  // NVMe read or failed: then finish_pass() is the way. finish_pass() still follows, for the
+  // bookkeeping and the errors.
+  bool order_pass(const PlanPass& pass);
   // Blocks until the host copies of the pass's CPU experts are in RAM (their NVMe reads landed
   // and verified), so the CPU can compute them while the GPU copies are still under way.
   void finish_cpu_reads(const PlanPass& pass);

@@ -50,6 +50,7 @@ class HostCopyEngine final : public CopyEngine {
     done_cv_.wait(lock, [&] { return completed_ >= ticket; });
   }
   void fence_compute() override {}
+  void order_compute(uint64_t ticket) override { wait(ticket); }
   void synchronize() override {
     std::unique_lock<std::mutex> lock(mu_);
     done_cv_.wait(lock, [&] { return completed_ >= issued_; });

@@ -78,6 +78,7 @@ class CudaBackend final : public Backend {
     check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "download");
   }
   void synchronize() override { check(cudaStreamSynchronize(stream_), "synchronize"); }
+  void* native_stream() override { return stream_; }
   size_t memory_used() const override { return used_; }
   size_t memory_budget() const override { return opt_.vram_budget; }
 

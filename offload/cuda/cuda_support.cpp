@@ -76,6 +76,17 @@ class CudaCopyEngine final : public CopyEngine {
     check(cudaEventRecord(fence_, compute_), "cudaEventRecord (compute fence)");
     check(cudaStreamWaitEvent(stream_, fence_, 0), "cudaStreamWaitEvent");
   }
+  void order_compute(uint64_t ticket) override {
+    reap(false, 0);
+    if (ticket <= completed_) return;
+    // Copies land in order: the compute stream waits for the event of `ticket` itself.
+    for (const Pending& p : pending_)
+      if (p.ticket == ticket) {
+        check(cudaStreamWaitEvent(compute_, p.event, 0), "cudaStreamWaitEvent (compute)");
+        return;
+      }
+    wait(ticket);  // not a ticket of this engine's: the safe fallback
+  }
   void synchronize() override {
     check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize (copies)");
     reap(false, 0);

@@ -143,9 +143,13 @@ OffloadMoeExecutor::OffloadMoeExecutor(Backend& backend, const Model& model, Off
     cpu_backend_ = own_cpu_backend_.get();
   }
   copies_ = std::move(opt_.copy_engine);
-  if (!copies_)
-    copies_ = backend.host_memory() ? make_host_copy_engine({cfg.device.copy_rate, true})
-                                    : make_cuda_copy_engine(cfg.device.gpu, opt_.compute_stream);
+  if (!copies_ && backend.host_memory()) {
+    copies_ = make_host_copy_engine({cfg.device.copy_rate, true});
+  } else if (!copies_) {  // ordered against the backend's own stream unless told another
+    if (!opt_.compute_stream) opt_.compute_stream = backend.native_stream();
+    copies_ = make_cuda_copy_engine(cfg.device.gpu, opt_.compute_stream);
+  }
+  async_compute_ = !backend.host_memory() && opt_.compute_stream != nullptr;
   last_plan_ = std::make_unique<LayerPlan>();
 }
 
@@ -166,7 +170,9 @@ void OffloadMoeExecutor::reserve_staging(int T) {
   const size_t n_logits = size_t(T) * size_t(std::max(0, predictor_->lookahead())) * size_t(E_);
   const size_t n_x = std::min(size_t(T) * size_t(H_), kStagedX);
   auto line = [](size_t floats) { return (floats * 4 + 63) / 64 * 64; };
-  const size_t bytes = (2 * line(n) + line(n_logits) + line(n_x) + 4095) / 4096 * 4096;
+  const size_t n_tables = size_t(kTables) * size_t(E_) * sizeof(ExpertWeights) / 4;
+  const size_t bytes =
+      (2 * line(n) + line(n_logits) + 2 * line(n_x) + line(n_tables) + 4095) / 4096 * 4096;
   void* p = std::aligned_alloc(4096, bytes);
   if (!p) fail(ErrorKind::kOutOfMemory, "offload: cannot allocate {} bytes of host staging", bytes);
   staging_.block.reset(p);
@@ -175,6 +181,9 @@ void OffloadMoeExecutor::reserve_staging(int T) {
   staging_.w = reinterpret_cast<float*>(b + line(n));
   staging_.logits = reinterpret_cast<float*>(b + 2 * line(n));
   staging_.x = reinterpret_cast<float*>(b + 2 * line(n) + line(n_logits));
+  staging_.out = reinterpret_cast<float*>(b + 2 * line(n) + line(n_logits) + line(n_x));
+  staging_.tables =
+      reinterpret_cast<ExpertWeights*>(b + 2 * line(n) + line(n_logits) + 2 * line(n_x));
   staging_.x_floats = n_x;
   // Best effort: unpinned, the downloads are synchronous copies (correct, slower).
   std::string error;

@@ -166,12 +166,17 @@ Buffer& OffloadMoeExecutor::next_table() {
 }
 
 // One GPU MoE launch over the pass's resident experts (`hits`) and/or the experts that arrive by
-// copy (`copied`: waits and demand); every other expert is absent from its table.
+// copy (`copied`: waits and demand); every other expert is absent from its table. The table is
+// written into the page-locked ring beside the device's (same index), so its upload is an
+// asynchronous copy; both rings are reused only after the stream has drained.
 void OffloadMoeExecutor::launch_gpu(const PlanPass& pass, bool hits, bool copied,
                                     const MoeArgs& args, bool accumulate) {
-  std::fill(table_.begin(), table_.end(), ExpertWeights{});
+  Buffer& table = next_table();
+  ExpertWeights* host =
+      staging_.tables ? staging_.tables + size_t(table_next_ - 1) * size_t(E_) : table_.data();
+  std::fill(host, host + E_, ExpertWeights{});
   auto put = [&](ExpertId id, int slot) {
-    table_[size_t(id.expert)] =
+    host[size_t(id.expert)] =
         expert_views(locator_->at(id.layer, id.expert).layout, mover_->gpu_slot(slot));
   };
   if (hits)
@@ -180,8 +185,7 @@ void OffloadMoeExecutor::launch_gpu(const PlanPass& pass, bool hits, bool copied
     for (const PlanHit& h : pass.waits) put(h.id, h.slot);
     for (const PlanCopy& c : pass.demand) put(c.id, c.slot);
   }
-  Buffer& table = next_table();
-  backend_.upload(table.get(), table_.data(), table_.size() * sizeof(ExpertWeights));
+  backend_.upload(table.get(), host, size_t(E_) * sizeof(ExpertWeights));
   MoeArgs a = args;
   a.table = table.as<const ExpertWeights>();
   a.accumulate = accumulate;
@@ -190,7 +194,6 @@ void OffloadMoeExecutor::launch_gpu(const PlanPass& pass, bool hits, bool copied
 
 void OffloadMoeExecutor::run_pass(const PlanPass& pass, int pass_no, const float* x,
                                   const int32_t* ids, const float* weights, float* out) {
-  (void)pass_no;
   const auto started = Clock::now();  // the pass's copies were enqueued just before
   const size_t t0 = size_t(pass.t_begin);
   MoeArgs a;
@@ -209,9 +212,13 @@ void OffloadMoeExecutor::run_pass(const PlanPass& pass, int pass_no, const float
     launch_gpu(pass, true, true, a, false);
     return;
   }
+  // The previous pass's CPU results may still be uploading from the staging block this pass's
+  // CPU experts write into.
+  if (pass_no > 0 && staging_.out) backend_.synchronize();
   // Both channels at once: the hits on the GPU and the CPU experts while the copies land.
   const bool early = !pass.hits.empty();
-  run_cpu(pass, a);  // hidden state down, then the hits' kernel, then the CPU experts
+  const bool copied = !pass.waits.empty() || !pass.demand.empty();
+  const float* cpu_out = run_cpu(pass, a, copied);  // hidden state down, GPU kernels, CPU experts
   const double cpu_seconds = since(started);
   const auto wait0 = Clock::now();
   mover_->finish_pass(pass);
@@ -219,10 +226,9 @@ void OffloadMoeExecutor::run_pass(const PlanPass& pass, int pass_no, const float
   // The copies' finish time is known only when this wait really blocked; otherwise they had
   // landed during the CPU work and copy_seconds is an upper bound.
   const bool copy_exact = since(wait0) > 50e-6;
-  const bool copied = !pass.waits.empty() || !pass.demand.empty();
-  if (copied || !early) launch_gpu(pass, false, true, a, early);
+  if (!copied_queued_ && (copied || !early)) launch_gpu(pass, false, true, a, early);
   const size_t n = size_t(a.T) * size_t(H_);
-  backend_.upload(cpu_out_.get(), host_cpu_out_.data(), n * 4);
+  backend_.upload(cpu_out_.get(), cpu_out, n * 4);
   backend_.add(a.out, cpu_out_.as<float>(), int64_t(n));
 
   StepTelemetry& st = telemetry_.current();
@@ -238,20 +244,30 @@ void OffloadMoeExecutor::run_pass(const PlanPass& pass, int pass_no, const float
   }
 }
 
-// The CPU path: hidden states down, the GPU kernel over the hits launched (it runs while the CPU
-// works), the CPU experts computed from their host copies into host_cpu_out_.
-void OffloadMoeExecutor::run_cpu(const PlanPass& pass, const MoeArgs& gpu) {
+// The CPU path: hidden states down; the GPU kernel over the hits launched (it runs while the CPU
+// works) and, where compute is asynchronous and the copies are all issued, the kernel over the
+// copied experts queued behind their copies (copied_queued_), so the GPU does not wait for the
+// CPU to start it; then the CPU experts computed from their host copies. Returns the CPU's
+// partial sums (page-locked staging for decode-sized passes).
+const float* OffloadMoeExecutor::run_cpu(const PlanPass& pass, const MoeArgs& gpu, bool copied) {
   const float* x = gpu.x;
   const int T = pass.t_end - pass.t_begin;
   const size_t n = size_t(T) * size_t(H_);
-  host_cpu_out_.resize(n);
+  float* hout = staging_.out;
+  if (!hout || n > staging_.x_floats) {
+    host_cpu_out_.resize(n);
+    hout = host_cpu_out_.data();
+  }
   const float* hx = staging_.x + size_t(pass.t_begin) * size_t(H_);
   if (host_x_layer_ < 0) {  // not brought down with the routing (a large batch)
     host_x_.resize(n);
     backend_.download(host_x_.data(), x, n * 4);
     hx = host_x_.data();
   }
-  if (!pass.hits.empty()) launch_gpu(pass, true, false, gpu, false);
+  const bool early = !pass.hits.empty();
+  if (early) launch_gpu(pass, true, false, gpu, false);
+  copied_queued_ = copied && async_compute_ && mover_->order_pass(pass);
+  if (copied_queued_) launch_gpu(pass, false, true, gpu, early);
   mover_->finish_cpu_reads(pass);
   std::vector<ExpertWeights> table(static_cast<size_t>(E_));
   for (const PlanCpu& c : pass.cpu)
@@ -268,8 +284,9 @@ void OffloadMoeExecutor::run_cpu(const PlanPass& pass, const MoeArgs& gpu) {
   a.n_experts = E_;
   a.dtype = expert_dtype_;
   a.inter = expert_inter_;
-  a.out = host_cpu_out_.data();
+  a.out = hout;
   cpu_backend_->moe(a);
+  return hout;
 }
 
 const OffloadTelemetry& OffloadMoeExecutor::telemetry() {

@@ -68,7 +68,9 @@ struct OffloadOptions {
   // Null: memcpy for host backends (throttled to config.device.copy_rate), CUDA otherwise.
   std::unique_ptr<CopyEngine> copy_engine;
   // The backend's CUDA stream (cudaStream_t), so copies that overwrite a slot wait for the
-  // kernels reading it. Null: the executor synchronizes the backend instead where it must.
+  // kernels reading it and kernels can be queued behind copies. Null: the backend's
+  // native_stream() when the executor makes the CUDA copy engine itself; otherwise (or where
+  // that is null too) the executor synchronizes the backend instead.
   void* compute_stream = nullptr;
   // Computes the experts a plan sends to the CPU. Null: a CPU reference backend.
   Backend* cpu_backend = nullptr;
@@ -114,7 +116,7 @@ class OffloadMoeExecutor final : public MoeExecutor {
   void begin_step(int T);
   void run_pass(const PlanPass& pass, int pass_no, const float* x, const int32_t* ids,
                 const float* weights, float* out);
-  void run_cpu(const PlanPass& pass, const MoeArgs& gpu);
+  const float* run_cpu(const PlanPass& pass, const MoeArgs& gpu, bool copied);
   void launch_gpu(const PlanPass& pass, bool hits, bool copied, const MoeArgs& args,
                   bool accumulate);
   Buffer& next_table();
@@ -164,25 +166,32 @@ class OffloadMoeExecutor final : public MoeExecutor {
   int plan_backlog_ = 0;     // copies in flight when the current layer was planned
   int host_x_layer_ = -1;    // host_x_ holds this layer's whole hidden state (-1: not)
   bool pin_checked_ = false;
+  // Compute is asynchronous to the host (a GPU backend whose stream the copy engine knows): a
+  // kernel can be queued behind copies still in flight (ExpertMover::order_pass).
+  bool async_compute_ = false;
+  bool copied_queued_ = false;  // run_cpu queued the current pass's copied experts
   int max_T_ = 0;
 
-  // The host arrays each layer's downloads land in: routing ids and weights [T][K], lookahead
-  // logits [T][ahead*E] and a decode-sized hidden state [T][H] (at most kStagedX floats). One
-  // block, page-locked through pinner_ when there is one, so a layer's downloads are
-  // asynchronous copies that share one synchronization. Sized by reserve_staging().
+  // The host arrays each layer's transfers use: downloads of the routing ids and weights [T][K],
+  // lookahead logits [T][ahead*E] and a decode-sized hidden state [T][H] (at most kStagedX
+  // floats); uploads of the CPU experts' partial sums (`out`, as `x`) and the expert tables (a
+  // ring of kTables x E, matching tables_). One block, page-locked through pinner_ when there is
+  // one, so these are asynchronous copies: the downloads share one synchronization and the
+  // uploads do not wait. Sized by reserve_staging().
   struct Staging {
     std::unique_ptr<void, void (*)(void*)> block{nullptr, std::free};
     bool pinned = false;
     int32_t* ids = nullptr;
-    float *w = nullptr, *logits = nullptr, *x = nullptr;
+    float *w = nullptr, *logits = nullptr, *x = nullptr, *out = nullptr;
+    ExpertWeights* tables = nullptr;
     size_t x_floats = 0;
   };
   static constexpr size_t kStagedX = (1u << 20) / 4;
   void reserve_staging(int T);
   void release_staging();
   Staging staging_;
-  std::vector<float> host_x_, host_cpu_out_;  // a large batch's hidden state; CPU partial sums
-  std::vector<ExpertWeights> table_;
+  std::vector<float> host_x_, host_cpu_out_;  // a large batch's hidden state and CPU partial sums
+  std::vector<ExpertWeights> table_;          // without staging
   uint64_t step_ = 0;
   TelemetryRecorder telemetry_;
   double step_seconds_ = 0;

@@ -102,6 +102,13 @@ TEST_CASE("host copy engine: ordered tickets, exact bytes, throttled to a rate")
   const auto t0 = std::chrono::steady_clock::now();
   slow->wait(slow->copy(dst.data(), src.data(), src.size()));
   CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::microseconds(9500));
+  // Compute on the host is synchronous, so ordering compute after a copy waits for it.
+  std::fill(dst.begin(), dst.end(), uint8_t(0));
+  for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t(i * 13 + 1);
+  const uint64_t t = slow->copy(dst.data(), src.data(), src.size());
+  slow->order_compute(t);
+  CHECK(slow->done(t));
+  CHECK(dst == src);
 }
 
 TEST_CASE("VRAM plan: the budget's rest becomes slots; too small a budget names the items") {

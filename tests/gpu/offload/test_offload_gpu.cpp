@@ -110,6 +110,42 @@ TEST_CASE("gpu: the CUDA copy engine copies in order, reports tickets, honours c
   CHECK(e->bytes_copied() == o.bytes);
 }
 
+TEST_CASE("gpu: compute ordered after a copy (order_compute) sees its bytes, host not blocked") {
+  auto pinner = make_cuda_pinner();
+  ArenaOptions o;
+  o.bytes = 256ull << 20;  // about 5 ms over PCIe: far longer than queueing the read-back
+  o.pinner = pinner.get();
+  o.background = false;
+  HostArena a(o);
+  for (size_t i = 0; i < o.bytes; i += 4096)
+    std::memset(a.data() + i, int(i / 4096 * 29 + 3), 4096);
+  DeviceMemory dev;
+  Buffer d = dev.alloc(o.bytes);
+  REQUIRE(cudaMemset(d.get(), 0, o.bytes) == cudaSuccess);
+  REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+  cudaStream_t compute = nullptr;
+  REQUIRE(cudaStreamCreateWithFlags(&compute, cudaStreamNonBlocking) == cudaSuccess);
+  auto e = make_cuda_copy_engine(0, compute);
+  uint64_t last = 0;
+  for (size_t off = 0; off < o.bytes; off += 16u << 20)
+    last = e->copy(d.as<uint8_t>() + off, a.data() + off, 16u << 20);
+  e->order_compute(last);
+  const bool landed_at_return = e->done(last);
+  // "Compute" on the compute stream: a read-back of the whole buffer into pinned memory.
+  ArenaOptions ob = o;
+  HostArena back(ob);
+  std::memset(back.data(), 0xee, o.bytes);
+  REQUIRE(cudaMemcpyAsync(back.data(), d.get(), o.bytes, cudaMemcpyDeviceToHost, compute) ==
+          cudaSuccess);
+  REQUIRE(cudaStreamSynchronize(compute) == cudaSuccess);
+  CHECK(std::memcmp(back.data(), a.data(), o.bytes) == 0);
+  CHECK(e->done(last));
+  MESSAGE("copies had landed when order_compute returned: ", landed_at_return);
+  CHECK_FALSE(landed_at_return);  // it queued a wait instead of blocking the host
+  e->synchronize();
+  cudaStreamDestroy(compute);
+}
+
 TEST_CASE("gpu: a VRAM budget holds in the driver's accounting") {
   cudaFree(nullptr);  // create the context first: the budget covers what the runtime allocates
   const uint64_t before = used_bytes();

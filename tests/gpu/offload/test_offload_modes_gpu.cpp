@@ -11,6 +11,7 @@
 
 #include "cache/hybrid_chooser.h"
 #include "kernels/cuda_backend.h"
+#include "offload/cuda_support.h"
 #include "runtime/engine/offload_moe_executor.h"
 #include "runtime/engine/placement.h"
 #include "runtime/engine/session.h"
@@ -83,6 +84,7 @@ TEST_CASE("gpu: offload modes hybrid and cpu agree with stream on the CUDA backe
   p.cpu_fixed = 0;
   HybridChooser split{CostModel(p), 0.0};
   double measured = 0;
+  std::vector<float> split_logits;
   for (const char* name : {"hybrid", "hybrid (split costs)", "cpu"}) {
     CAPTURE(name);
     const std::string n = name;
@@ -102,9 +104,28 @@ TEST_CASE("gpu: offload modes hybrid and cpu agree with stream on the CUDA backe
     CHECK(e < kTolerance);
     if (n != "hybrid") CHECK(got.decode.cpu > 0);
     if (n == "hybrid (split costs)") CHECK(got.decode.demand > 0);
+    if (n == "hybrid (split costs)") split_logits = got.logits;
     if (n == "hybrid") MESSAGE(ex.describe());
   }
   MESSAGE(fmt::format("worst relative logit error, CUDA: {:.3e}", measured));
+  // The executor's own copy engine is ordered against the backend's stream: a pass's copied
+  // experts are queued behind their copies before the CPU starts. With a copy engine it did not
+  // make (and no compute stream) it waits on the host instead. Same kernels in the same order;
+  // only a prefetch that lands a little earlier or later can move an expert between the hits'
+  // kernel and the copied experts' (another summation order), so the logits agree to rounding,
+  // far inside what a kernel reading a slot before its copy landed would produce.
+  OffloadOptions o = options(OffloadMode::kHybrid);
+  o.chooser = &split;
+  o.copy_engine = make_cuda_copy_engine(0, nullptr);
+  OffloadMoeExecutor host_ordered(*gpu, *model, std::move(o));
+  const Outputs got = run(*model, *gpu, host_ordered);
+  REQUIRE(got.logits.size() == split_logits.size());
+  CHECK(got.decode.demand > 0);
+  double e = 0;
+  for (size_t r = 0; r < got.logits.size() / V; ++r)
+    e = std::max(e, test::max_rel_error(&got.logits[r * V], &split_logits[r * V], V));
+  MESSAGE(fmt::format("copied experts queued on the GPU vs waited for on the host: {:.3e}", e));
+  CHECK(e < 1e-4);
 }
 
 TEST_CASE("gpu: under offload the embedding table stays on the host, logits as on the GPU") {

@@ -25,6 +25,8 @@ StepTelemetry& StepTelemetry::operator+=(const StepTelemetry& o) {
   seconds += o.seconds;
   cpu_seconds += o.cpu_seconds;
   predicted_seconds += o.predicted_seconds;
+  routing_wait_seconds += o.routing_wait_seconds;
+  plan_seconds += o.plan_seconds;
   prediction += o.prediction;
   return *this;
 }
@@ -38,9 +40,11 @@ std::string OffloadTelemetry::summary() const {
       t.expert_uses, 100.0 * t.hit_rate(), t.prefetch_hits, t.waits, t.demand, t.cpu);
   s += fmt::format(
       "split: {:.1f}% on the GPU (hits and prefetches), {:.1f}% copied, {:.1f}% on the CPU; MoE "
-      "layers {:.2f} ms per token (CPU experts {:.2f} ms, cost model {:.2f} ms)\n",
+      "layers {:.2f} ms per token (routing wait {:.2f} ms, plan {:.2f} ms, CPU experts {:.2f} ms, "
+      "cost model {:.2f} ms)\n",
       100.0 * t.share(t.hits + t.waits), 100.0 * t.share(t.demand), 100.0 * t.share(t.cpu),
-      1e3 * t.seconds / tok, 1e3 * t.cpu_seconds / tok, 1e3 * t.predicted_seconds / tok);
+      1e3 * t.seconds / tok, 1e3 * t.routing_wait_seconds / tok, 1e3 * t.plan_seconds / tok,
+      1e3 * t.cpu_seconds / tok, 1e3 * t.predicted_seconds / tok);
   s += fmt::format(
       "bytes per token: {} host->GPU, {} NVMe->host; stall {:.2f} ms per token; {} prefetches, "
       "{} GPU evictions, {} host evictions\n",

@@ -35,6 +35,11 @@ struct StepTelemetry {
   // down, CPU experts, result up), and the cost model's prediction of the passes.
   double cpu_seconds = 0;
   double predicted_seconds = 0;
+  // Where the rest of a MoE layer's wall time goes: waiting for the layer's routing (the GPU's
+  // attention, router and lookahead kernels queued before it, then the downloads) and the host
+  // work between that and the first pass (prediction, plan, enqueueing copies and prefetches).
+  double routing_wait_seconds = 0;
+  double plan_seconds = 0;
   PredictionCounts prediction;
 
   double hit_rate() const { return expert_uses ? double(hits) / double(expert_uses) : 0.0; }

@@ -90,7 +90,10 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
   if (ahead > 0)
     backend_.download_async(staging_.logits, lookahead_logits_.get(),
                             size_t(T) * size_t(ahead) * size_t(E_) * 4);
+  const auto wait0 = Clock::now();
   backend_.synchronize();
+  const auto planned0 = Clock::now();
+  st.routing_wait_seconds += std::chrono::duration<double>(planned0 - wait0).count();
   table_next_ = 0;  // the stream has drained: every table is free
   const LayerRouting routing{layer, T, K_, staging_.ids, staging_.w};
   predictor_->on_routing(routing);
@@ -125,6 +128,7 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
     st.expert_uses += p.hits.size() + p.waits.size() + p.demand.size() + p.cpu.size();
   }
 
+  st.plan_seconds += since(planned0);  // the first pass's copies are enqueued in run_pass
   const bool one_pass = plan.passes.size() == 1;
   size_t i = 0;
   try {

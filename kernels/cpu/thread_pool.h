@@ -30,10 +30,7 @@ struct ThreadPoolOptions {
   // With `cores` empty: only cores of this NUMA node (the GPU's, for the hybrid path). -1: all.
   int numa_node = -1;
   bool pin = true;  // bind each worker to its core (the caller is never re-bound)
-  // How long an idle worker spins waiting for work before it sleeps. Hybrid decode leaves the
-  // CPU idle for 130-200 us per layer while the GPU runs attention (S235 on the H200 host), so
-  // a shorter spin would put the workers to sleep between layers and pay their wake-up.
-  int spin_us = 1000;
+  int spin_us = 200;  // how long an idle worker spins waiting for work before it sleeps
 };
 
 // The cores ThreadPool would use for these options (hwloc; falls back to 0..n-1 without it).

@@ -161,6 +161,10 @@ OffloadMoeExecutor::~OffloadMoeExecutor() {
     }
   }
   if (copies_) copies_->synchronize();
+  try {
+    backend_.synchronize();  // uploads from the page-locked staging block may still be queued
+  } catch (...) {
+  }
   release_staging();
 }
 

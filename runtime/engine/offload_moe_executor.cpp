@@ -48,6 +48,7 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
   const auto t0 = std::chrono::steady_clock::now();
   if (layer == first_moe_ || !telemetry_.in_step()) begin_step(T);
   if (T > max_T_) {  // a larger batch than device.max_batch: grow the per-token workspaces
+    backend_.synchronize();  // queued uploads may still read the staging block freed here
     max_T_ = T;
     if (lookahead_logits_.get())
       lookahead_logits_ =

@@ -16,9 +16,18 @@ struct Channels {
   double copy_rate = 0;           // bytes/s, host -> backend memory from pinned (or plain) RAM
   double pageable_copy_rate = 0;  // bytes/s from pageable RAM (GPU backends only)
   double dram_read_rate = 0;      // bytes/s, all threads
-  double disk_raw_rate = 0;       // bytes/s, O_DIRECT preads of the experts file
-  double disk_tier_rate = 0;      // bytes/s, the NVMe tier reading whole blobs, verified
+  // Both at once (hybrid decode's situation: the copies' DMA reads the same host memory): the
+  // copy rate while all threads read DRAM, and the DRAM read rate while the copies run.
+  double copy_rate_with_reads = 0, dram_read_with_copies = 0;
+  double disk_raw_rate = 0;   // bytes/s, O_DIRECT preads of the experts file
+  double disk_tier_rate = 0;  // bytes/s, the NVMe tier reading whole blobs, verified
   std::string notes;
+  // What the copies and the CPU's reads reach together: measured at once when it was, else the
+  // sum of the separate rates (an overstatement: both read one DRAM).
+  double combined_rate() const {
+    return copy_rate_with_reads > 0 ? copy_rate_with_reads + dram_read_with_copies
+                                    : copy_rate + dram_read_rate;
+  }
 };
 
 // `locator` may have an empty path (no file: no disk figures). `threads` 0: all hardware threads.

@@ -145,10 +145,11 @@ Result run_variant(const Model& model, const ExpertLocator* loc, const Variant& 
     const double t_nvme = ch.disk_tier_rate > 0 ? nvme / ch.disk_tier_rate : 0;
     const double t_bound = ch.copy_rate > 0 ? misses * blob / ch.copy_rate + t_nvme : 0;
     r.decode_bound = t_bound > 0 ? 1.0 / t_bound : 0;
-    // Both channels at once: every miss (copied or computed on the CPU) at the sum of the rates.
+    // Both channels at once: every miss (copied or computed on the CPU) at the rate the copies
+    // and the CPU's DRAM reads reached together.
     const double all_misses = misses + double(r.decode_t.cpu) / a.generate;
     const double t_comb = ch.copy_rate > 0 && ch.dram_read_rate > 0
-                              ? all_misses * blob / (ch.copy_rate + ch.dram_read_rate) + t_nvme
+                              ? all_misses * blob / ch.combined_rate() + t_nvme
                               : 0;
     r.combined_bound = t_comb > 0 ? 1.0 / t_comb : 0;
     double h = 0, used = 0;
@@ -404,6 +405,9 @@ void run_bench(const BenchArgs& a) {
                          {{"copy_rate", ch.copy_rate},
                           {"pageable_copy_rate", ch.pageable_copy_rate},
                           {"dram_read_rate", ch.dram_read_rate},
+                          {"copy_rate_with_reads", ch.copy_rate_with_reads},
+                          {"dram_read_with_copies", ch.dram_read_with_copies},
+                          {"combined_rate", ch.combined_rate()},
                           {"disk_raw_rate", ch.disk_raw_rate},
                           {"disk_tier_rate", ch.disk_tier_rate}}},
                         {"config", format_offload_config(base)},

@@ -41,5 +41,23 @@ for name, med in m["median_decode_tok_s"].items():
     assert med == runs[1], (name, med, runs)
 best = max(v for k, v in m["median_decode_tok_s"].items() if k != "mode hybrid")
 assert abs(m["decode_ratio"] - m["median_decode_tok_s"]["mode hybrid"] / best) < 1e-9
+# --no-channels: no rate was measured, so no bound is printed (a guessed rate gave bounds a run
+# exceeded by 2x).
+assert all(r["decode_bound"] == 0 and r["combined_bound"] == 0 for r in d["runs"]), d["runs"]
+PY
+# With the channels measured: copies and DRAM reads also both at once; the combined-channel bound
+# uses what they reached together.
+"$cs" bench-offload --synthetic tiny --modes hybrid --prefill 0 --prompt 4 --generate 3 \
+  --warmup 0 --dram 64MiB --json "$tmp/c.json" >"$tmp/bench" 2>/dev/null ||
+  fail "bench-offload with channels failed"
+grep -q "both at once: copies" "$tmp/bench" || fail "no both-at-once channel line: $(head -2 "$tmp/bench")"
+python3 - "$tmp/c.json" <<'PY' || fail "bench-offload channels wrong in $tmp/c.json"
+import json, sys
+d = json.load(open(sys.argv[1]))
+c = d["channels"]
+assert c["copy_rate"] > 0 and c["dram_read_rate"] > 0, c
+assert c["copy_rate_with_reads"] > 0 and c["dram_read_with_copies"] > 0, c
+assert abs(c["combined_rate"] - c["copy_rate_with_reads"] - c["dram_read_with_copies"]) < 1, c
+assert all(r["combined_bound"] > 0 for r in d["runs"]), d["runs"]
 PY
 echo "cli_smoke: 1 passed, 0 failed"

@@ -29,7 +29,7 @@ struct ThreadPoolOptions {
   std::vector<int> cores;
   // With `cores` empty: only cores of this NUMA node (the GPU's, for the hybrid path). -1: all.
   int numa_node = -1;
-  bool pin = true;  // bind each worker to its core (the caller is never re-bound)
+  bool pin = true;    // bind each worker to its core (the caller is never re-bound)
   int spin_us = 200;  // how long an idle worker spins waiting for work before it sleeps
 };
 

@@ -1,11 +1,12 @@
 // `coldstream bench`: measures the card first (device-memory copy rate), then the dense decode
-// GEMVs of the S30-fit shape, the INT4 MoE decode GEMV at the Qwen3-30B-A3B and Qwen3-235B-A22B
-// expert shapes, MoE prefill against cuBLAS, and a
-// whole model (a Hugging Face directory given with --model, or random weights built in memory at
-// the S30-fit shape) for decode tok/s against its bandwidth bound and prefill against the same
-// dense work through cuBLAS BF16. Prints a table and writes JSON.
+// GEMVs of the S30-fit shape (and S235's Q8 attention), the INT4 MoE decode GEMV at the
+// Qwen3-30B-A3B and Qwen3-235B-A22B expert shapes, MoE prefill against cuBLAS (--kernels picks
+// some of these), and a whole model (a Hugging Face directory given with --model, or random
+// weights built in memory at the S30-fit shape) for decode tok/s against its bandwidth bound and
+// prefill against the same dense work through cuBLAS BF16. Prints a table and writes JSON.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -28,9 +29,63 @@ using nlohmann::json;
 
 struct BenchArgs {
   int device = 0, reps = 20, layers = 48, prompt = 512, gen = 128, prefill = 2048;
-  std::string model, json_path, only;
+  std::string model, json_path, kernel_list;
   bool kernels = true, whole = true;
 };
+
+// The kernel micro-benchmarks by name, in the order they run (--kernels picks some, e.g. to
+// profile one with ncu). Dense GEMVs at the S30-fit shapes, and at S235's Q8 attention shapes
+// (the offload path's attention chain).
+struct DenseCase {
+  const char* name;
+  DType dt;
+  int N, C;
+};
+constexpr DenseCase kDense[] = {
+    {"dense-qkv", DType::kBF16, 5120, 2048},     {"dense-o", DType::kBF16, 2048, 4096},
+    {"router", DType::kBF16, 128, 2048},         {"lm-head", DType::kBF16, 151936, 2048},
+    {"lm-head-q4", DType::kQ4, 151936, 2048},    {"dense-qkv-q8-235b", DType::kQ8, 9216, 4096},
+    {"dense-o-q8-235b", DType::kQ8, 4096, 8192},
+};
+struct MoeCase {
+  const char* decode;   // name of the decode GEMV benchmark
+  const char* prefill;  // name of the prefill benchmark
+  const char* model;
+  int H, I;
+};
+constexpr MoeCase kMoe[] = {{"moe-30b", "prefill-30b", "Qwen3-30B-A3B", 2048, 768},
+                            {"moe-235b", "prefill-235b", "Qwen3-235B-A22B", 4096, 1536}};
+
+std::vector<std::string> kernel_names() {
+  std::vector<std::string> v;
+  for (const DenseCase& d : kDense) v.push_back(d.name);
+  for (const MoeCase& m : kMoe) {
+    v.push_back(m.decode);
+    v.push_back(m.prefill);
+  }
+  return v;
+}
+
+// --kernels: a comma-separated subset of kernel_names(); empty: all. Throws naming the flag.
+std::vector<std::string> parse_kernel_list(const std::string& list) {
+  const std::vector<std::string> all = kernel_names();
+  if (list.empty()) return all;
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    const size_t end = std::min(list.find(',', pos), list.size());
+    const std::string n = list.substr(pos, end - pos);
+    if (std::find(all.begin(), all.end(), n) == all.end()) {
+      std::string names;
+      for (const std::string& x : all) names += (names.empty() ? "" : ", ") + x;
+      fail(ErrorKind::kInvalidArgument, "--kernels: unknown benchmark '{}' (expected some of: {})",
+           n, names);
+    }
+    out.push_back(n);
+    pos = end + 1;
+  }
+  return out;
+}
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -235,38 +290,38 @@ void run_bench(const BenchArgs& a) {
   }
   out["copy_gbps"] = bound;
   if (a.kernels) {
-    struct Shape {
-      const char* name;
-      int H, I;
+    const std::vector<std::string> pick = parse_kernel_list(a.kernel_list);
+    auto picked = [&](const char* n) {
+      return std::find(pick.begin(), pick.end(), n) != pick.end();
     };
-    // Dense decode GEMVs at the S30-fit shapes: stacked q/k/v, o, router, lm_head (BF16), and
-    // lm_head in Q4.
-    fmt::print("\ndense decode GEMV (T = 1, S30-fit shapes):\n");
-    struct Dense {
-      DType dt;
-      int N, C;
-    };
-    for (const Dense& d : {Dense{DType::kBF16, 5120, 2048}, Dense{DType::kBF16, 2048, 4096},
-                           Dense{DType::kBF16, 128, 2048}, Dense{DType::kBF16, 151936, 2048},
-                           Dense{DType::kQ4, 151936, 2048}})
+    // Dense decode GEMVs (weights rotated past L2 in a CUDA graph).
+    bool header = false;
+    for (const DenseCase& d : kDense) {
+      if (!picked(d.name)) continue;
+      if (!header) fmt::print("\ndense decode GEMV (T = 1):\n");
+      header = true;
       for (const auto& t : cuda_bench_gemv(a.device, d.dt, d.N, d.C, a.reps)) {
         print_timing(t, bound);
         out["dense_decode"].push_back(timing_json(t, bound));
       }
-    for (const Shape& sh :
-         {Shape{"Qwen3-30B-A3B", 2048, 768}, Shape{"Qwen3-235B-A22B", 4096, 1536}}) {
-      fmt::print("\nINT4 MoE decode GEMV, {} (8 experts of 3 x {} x {}, group 32):\n", sh.name,
-                 sh.H, sh.I);
-      for (const auto& t : cuda_bench_moe_decode(a.device, sh.H, sh.I, 8, 32, a.reps)) {
-        print_timing(t, bound);
-        out["moe_decode"][sh.name].push_back(timing_json(t, bound));
+    }
+    for (const MoeCase& m : kMoe) {
+      if (picked(m.decode)) {
+        fmt::print("\nINT4 MoE decode GEMV, {} (8 experts of 3 x {} x {}, group 32):\n", m.model,
+                   m.H, m.I);
+        for (const auto& t : cuda_bench_moe_decode(a.device, m.H, m.I, 8, 32, a.reps)) {
+          print_timing(t, bound);
+          out["moe_decode"][m.model].push_back(timing_json(t, bound));
+        }
       }
-      const int T = sh.H == 2048 ? a.prefill : std::min(a.prefill, 1024);
-      fmt::print("MoE prefill, {} tokens, 128 experts, top-8:\n", T);
-      for (const auto& t :
-           cuda_bench_moe_prefill(a.device, T, sh.H, sh.I, 128, 8, 32, std::max(3, a.reps / 4))) {
-        print_timing(t, bound);
-        out["moe_prefill"][sh.name].push_back(timing_json(t, bound));
+      if (picked(m.prefill) && a.prefill > 0) {
+        const int T = m.H == 2048 ? a.prefill : std::min(a.prefill, 1024);
+        fmt::print("MoE prefill, {}, {} tokens, 128 experts, top-8:\n", m.model, T);
+        for (const auto& t :
+             cuda_bench_moe_prefill(a.device, T, m.H, m.I, 128, 8, 32, std::max(3, a.reps / 4))) {
+          print_timing(t, bound);
+          out["moe_prefill"][m.model].push_back(timing_json(t, bound));
+        }
       }
     }
   }
@@ -302,8 +357,14 @@ void register_bench(CLI::App& app) {
       ->check(CLI::Range(3, 10000));
   cmd->add_option("--json", a->json_path, "Write the results as JSON to this file");
   cmd->add_flag("!--no-kernels", a->kernels, "Skip the kernel micro-benchmarks");
+  cmd->add_option("--kernels", a->kernel_list,
+                  "Only these micro-benchmarks, comma-separated (e.g. moe-30b,dense-o; "
+                  "tools/ncu_decode.sh profiles them one at a time)");
   cmd->add_flag("!--no-model", a->whole, "Skip the whole-model benchmark");
-  cmd->callback([a] { run_bench(*a); });
+  cmd->callback([a] {
+    parse_kernel_list(a->kernel_list);  // a bad name is an error before any GPU work
+    run_bench(*a);
+  });
 }
 
 }  // namespace cs::cli

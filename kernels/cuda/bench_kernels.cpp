@@ -113,14 +113,15 @@ std::vector<KernelTiming> cuda_bench_moe_decode(int device, int H, int I, int K,
 
 std::vector<KernelTiming> cuda_bench_gemv(int device, DType dt, int N, int C, int reps) {
   check(cudaSetDevice(device), "cudaSetDevice");
-  if (dt != DType::kBF16 && dt != DType::kQ4)
+  if (dt != DType::kBF16 && dt != DType::kQ4 && dt != DType::kQ8)
     fail(ErrorKind::kInvalidArgument, "bench gemv: dtype {} not measured", dtype_name(dt));
+  const bool quant = dt == DType::kQ4 || dt == DType::kQ8;
   const CudaDeviceInfo info = cuda_device_info(device);
   check(cuda::gemv_init(), "gemv_init");
   Stream s;
   const int group = 32;
   const size_t data = dtype_data_bytes(dt, N, C);
-  const size_t scales = dt == DType::kQ4 ? size_t(N) * (C / group) * 2 : 0;
+  const size_t scales = quant ? size_t(N) * (C / group) * 2 : 0;
   const size_t mat = (data + scales + 255) / 256 * 256;
   // Enough copies that one pass over them is at least 4x the L2 cache (at least 2).
   const int L = int(std::clamp<size_t>(4 * info.l2_bytes / mat + 1, 2, 64));
@@ -133,11 +134,11 @@ std::vector<KernelTiming> cuda_bench_gemv(int device, DType dt, int N, int C, in
     v.data = base;
     v.rows = N;
     v.cols = C;
-    if (dt == DType::kQ4) {
+    if (quant) {  // Q8: the same random bytes read as int8 codes
       v.group = group;
       v.scales = reinterpret_cast<const uint16_t*>(base + data);
       check(cuda::fill_q4_codes(base, data, 77 + i, s), "fill");
-      const float d = 1.0f / (4.3f * std::sqrt(float(C)));
+      const float d = 1.0f / ((dt == DType::kQ4 ? 4.3f : 73.0f) * std::sqrt(float(C)));
       check(cuda::fill_uniform(base + data, DType::kF16, scales / 2, 0.5f * d, 1.5f * d, 78 + i, s),
             "fill");
     } else {
@@ -161,7 +162,7 @@ std::vector<KernelTiming> cuda_bench_gemv(int device, DType dt, int N, int C, in
   check(cudaMemcpy(hw.data(), views[0].data, hw.size(), cudaMemcpyDeviceToHost), "download");
   MatView hv = views[0];
   hv.data = hw.data();
-  if (dt == DType::kQ4) hv.scales = reinterpret_cast<const uint16_t*>(hw.data() + data);
+  if (quant) hv.scales = reinterpret_cast<const uint16_t*>(hw.data() + data);
   const std::vector<float> hx = download_floats(x.get<float>(), size_t(C));
   std::vector<float> want(static_cast<size_t>(N));
   ref::matmul(hx.data(), 1, hv, want.data());

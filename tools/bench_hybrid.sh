@@ -18,6 +18,13 @@
 #             against raw O_DIRECT reads of the same file; decode in modes hybrid and stream
 #   ablation  S30 shape cut to 12 layers, VRAM budget 3 GiB, stream mode: cache {none, LRU,
 #             router_freq} x prefetch {none, lookahead 1, lookahead 2}, uniform and skewed routing
+#   prefetch  S235 decode (no prefill), the three modes in 3 rounds with the default predictor and
+#             again with --predictor none (`tune` ranks hybrid without prefetch first; two single
+#             runs on the H200 could not tell, docs/PERF.md session 17); about 8 minutes
+#   twin      S235's GGUF twin (what llama.cpp reads: Q4_0 experts, Q8_0 attention), converted
+#             back with `coldstream convert` and decoded in the three modes, for the comparison
+#             with llama.cpp's --n-cpu-moe on the same weights; needs ~60 GB of scratch disk and
+#             removes s235.cst for it: run it alone or last
 # Options:
 #   --bin DIR      directory holding coldstream, offload_gpu_tests and gpu_tests (default: the
 #                  build tree's places)
@@ -35,7 +42,7 @@ while [[ $# -gt 0 ]]; do
     --bin) bindir=$2; shift 2 ;;
     --scratch) scratch=$2; shift 2 ;;
     --commit) commit=$2; shift 2 ;;
-    test|modes|prefill|nvme|ablation) steps+=("$1"); shift ;;
+    test|modes|prefill|nvme|ablation|prefetch|twin) steps+=("$1"); shift ;;
     *) echo "bench_hybrid.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -92,6 +99,26 @@ for step in "${steps[@]}"; do
       synth s235 --shape qwen3-235b-a22b --layers 20
       # 20 layers x 128 experts of ~10.6 MB = 27 GB; 13 GiB of them in RAM.
       scenario s235-nvme --model "$scratch/s235.cst" --vram-budget 5GiB --host-budget 13GiB --horizon 2 --modes hybrid,stream "${quick[@]}" ;;
+    prefetch)
+      synth s235 --shape qwen3-235b-a22b --layers 20
+      for p in lookahead none; do
+        scenario s235-decode-predictor-$p --model "$scratch/s235.cst" --vram-budget 5GiB \
+          --modes hybrid,cpu,stream --rounds 3 --prefill 0 --prompt 32 --generate 48 --predictor $p
+      done ;;
+    twin)
+      if [[ ! -f $scratch/s235-twin.cst ]]; then
+        rm -f "$scratch/s235.cst"  # room for the GGUF and its conversion (28 GiB each)
+        log "synth s235 with its GGUF twin"
+        "$cs" synth --shape qwen3-235b-a22b --layers 20 --probe-tokens 0 --quiet \
+          --out "$scratch/s235.cst" --gguf "$scratch/s235.gguf" >>"$out/summary.txt" 2>&1
+        rm -f "$scratch/s235.cst"
+        log "convert the GGUF twin"
+        "$cs" convert -q "$scratch/s235.gguf" "$scratch/s235-twin.cst" >>"$out/summary.txt" 2>&1
+      fi
+      scenario s235-twin --model "$scratch/s235-twin.cst" --vram-budget 5GiB \
+        --modes hybrid,cpu,stream --prefill 0 --prompt 32 --generate 48
+      echo "llama.cpp on the same file (BENCHMARKS.md): -m $scratch/s235.gguf -ngl 99 --n-cpu-moe 20 -t 16 -fa 1" |
+        tee -a "$out/summary.txt" ;;
     ablation)
       synth s30-12 --shape qwen3-30b-a3b --layers 12
       synth s30-12-skewed --shape qwen3-30b-a3b --layers 12 --skew 1.2

@@ -201,6 +201,14 @@ const std::vector<Key>& schema() {
       {"device", "max_batch",
        [](OffloadConfig& c, const Value& v) { c.device.max_batch = int(get_int(v, 1, 1 << 16)); },
        [](const OffloadConfig& c) { return std::to_string(c.device.max_batch); }},
+      {"device", "kv_dtype",
+       [](OffloadConfig& c, const Value& v) {
+         const std::string s = get_string(v);
+         if (s != "auto" && s != "f32" && s != "f16" && s != "bf16")
+           throw Bad{fmt::format("expected one of auto, f32, f16, bf16, got '{}'", s)};
+         c.device.kv_dtype = s;
+       },
+       [](const OffloadConfig& c) { return quote(c.device.kv_dtype); }},
       {"device", "copy_rate",
        [](OffloadConfig& c, const Value& v) { c.device.copy_rate = get_rate(v); },
        [](const OffloadConfig& c) {

@@ -20,14 +20,16 @@
 namespace cs {
 
 struct DeviceConfig {
-  std::string backend = "auto";  // "auto" (CUDA when built and present), "cuda", "cpu"
-  int gpu = 0;                   // CUDA device index
-  uint64_t vram_budget = 0;      // bytes the runtime may use on the GPU; 0: all free memory
-  uint64_t reserve = 0;          // part of the budget kept for the driver and libraries;
-                                 // 0: 768 MiB with CUDA, nothing on the CPU backend
-  int context = 0;               // KV cache length in tokens; 0: the model's, at most 4096
-  int max_batch = 256;           // tokens per prefill chunk
-  double copy_rate = 0;          // host-only copy engine: bytes/s cap; 0: unlimited
+  std::string backend = "auto";   // "auto" (CUDA when built and present), "cuda", "cpu"
+  int gpu = 0;                    // CUDA device index
+  uint64_t vram_budget = 0;       // bytes the runtime may use on the GPU; 0: all free memory
+  uint64_t reserve = 0;           // part of the budget kept for the driver and libraries;
+                                  // 0: 768 MiB with CUDA, nothing on the CPU backend
+  int context = 0;                // KV cache length in tokens; 0: the model's, at most 4096
+  int max_batch = 256;            // tokens per prefill chunk
+  std::string kv_dtype = "auto";  // KV cache: "auto" (f16 on CUDA, f32 on the CPU), "f32",
+                                  // "f16", "bf16"
+  double copy_rate = 0;           // host-only copy engine: bytes/s cap; 0: unlimited
 };
 
 struct MemoryConfig {

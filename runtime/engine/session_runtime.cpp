@@ -142,7 +142,7 @@ std::vector<std::string> apply_offload_toml(std::string_view text, const std::st
 
 void RuntimeConfig::note_key(const std::string& key) {
   static const char* const kDeviceOnly[] = {"device.backend", "device.gpu", "device.context",
-                                            "device.max_batch"};
+                                            "device.max_batch", "device.kv_dtype"};
   for (const char* k : kDeviceOnly)
     if (key == k) return;
   use_offload = true;
@@ -185,6 +185,16 @@ OffloadRuntime::OffloadRuntime(const Model& model, const OffloadConfig& config,
   executor_ = std::make_unique<OffloadMoeExecutor>(backend(), model, std::move(options));
 }
 
+DType kv_cache_dtype(const std::string& setting, const std::string& device) {
+  if (setting == "f32") return DType::kF32;
+  if (setting == "f16") return DType::kF16;
+  if (setting == "bf16") return DType::kBF16;
+  if (setting != "auto")
+    fail(ErrorKind::kInvalidArgument,
+         "device.kv_dtype: expected one of auto, f32, f16, bf16, got '{}'", setting);
+  return device.rfind("cuda", 0) == 0 ? DType::kF16 : DType::kF32;
+}
+
 SessionRuntime::SessionRuntime(const Model& model, const RuntimeConfig& config, int n_ctx,
                                LogFn log)
     : model_(model) {
@@ -192,6 +202,7 @@ SessionRuntime::SessionRuntime(const Model& model, const RuntimeConfig& config, 
   so.transformer.n_ctx = n_ctx > 0 ? n_ctx : config.offload.device.context;
   so.transformer.max_batch = config.offload.device.max_batch;
   device_name_ = resolve_device(config.device, config.offload.device);
+  so.transformer.kv_dtype = kv_cache_dtype(config.offload.device.kv_dtype, device_name_);
   if (!config.use_offload) {
     backend_ = device_name_ == "cpu" ? make_cpu_backend(cpu_options(config.offload.cpu))
                                      : make_device_backend(device_name_, log);

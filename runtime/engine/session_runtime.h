@@ -6,7 +6,7 @@
 // One configuration file feeds everything: [chat] and [sampling] belong to the chat (read by its
 // owner), every other table is the offload engine's (docs/CONFIG.md). The offload engine runs
 // when a key other than the device's own (device.backend, device.gpu, device.context,
-// device.max_batch) is set, in the file or by a flag.
+// device.max_batch, device.kv_dtype) is set, in the file or by a flag.
 //
 // Session::cancel() stops a forward pass between MoE layers (cs::Error kCancelled; the context
 // stays as before the call) when the offload engine runs or the backend has no graphs to replay;
@@ -43,6 +43,12 @@ using LogFn = std::function<void(const std::string&)>;
 // or field) for anything else.
 std::unique_ptr<Backend> make_device_backend(const std::string& device, const LogFn& log = {},
                                              const std::string& what = "--device");
+
+// The KV cache's element type for device.kv_dtype on a resolved device ("cpu", "cuda", "cuda:N"):
+// "auto" is F16 on CUDA (half the memory of F32, as llama.cpp's default; 3 more mantissa bits
+// than BF16: a tenth of its logit error, tests/model/test_session_runtime.cpp) and F32 on the
+// CPU. Throws cs::Error (kInvalidArgument) naming the key for anything else.
+DType kv_cache_dtype(const std::string& setting, const std::string& device);
 
 // The configuration of a session's runtime: where to compute and how experts move.
 struct RuntimeConfig {

@@ -45,6 +45,7 @@ class Transformer {
   ~Transformer();
 
   int n_ctx() const { return n_ctx_; }
+  DType kv_dtype() const { return kv_dtype_; }
   const ModelConfig& config() const { return model_.config(); }
 
   // Runs `ids` at positions pos0 .. pos0 + n - 1 (the cache must hold 0 .. pos0 - 1). Writes the

@@ -269,9 +269,21 @@ nlohmann::json compare_modes(const std::vector<Result>& all, int rounds) {
       per_round.push_back(c.ratio);
       line += fmt::format("{}{:.2f}x", round ? ", " : "", c.ratio);
     }
-    fmt::print("hybrid vs best single mode in each round: {}; medians of {} rounds:\n", line,
-               rounds);
+    fmt::print("hybrid vs best single mode in each round: {}\n", line);
   }
+  // Each mode's spread over the rounds, beside its median: a ratio is only as firm as the runs
+  // behind it (the same binary moved by up to 15% between runs on the GPU host).
+  nlohmann::json range;
+  std::string spread;
+  for (const Result& m : median_runs(all)) {
+    double lo = m.decode_tps, hi = m.decode_tps;
+    for (const Result& r : all)
+      if (r.name == m.name) lo = std::min(lo, r.decode_tps), hi = std::max(hi, r.decode_tps);
+    range[m.name] = {lo, hi};
+    spread += fmt::format("{}{} {:.2f} ({:.2f}-{:.2f})", spread.empty() ? "" : ", ", m.name,
+                          m.decode_tps, lo, hi);
+  }
+  if (rounds > 1) fmt::print("decode tok/s, median (min-max) of {} rounds: {}\n", rounds, spread);
   const std::vector<Result> results = median_runs(all);
   const ModeComparison c = compare(results);
   const Result *hybrid = c.hybrid, *best = c.best, *best_prefill = c.best_prefill;
@@ -293,6 +305,7 @@ nlohmann::json compare_modes(const std::vector<Result>& all, int rounds) {
              for (const Result& r : results) m[r.name] = r.decode_tps;
              return m;
            }()},
+          {"decode_range_tok_s", range},
           {"decode_ratio", ratio},
           {"prefill_ratio", pratio},
           {"hybrid_of_combined_bound",

@@ -33,6 +33,8 @@ grep -q "normalized entropy" "$tmp/synth" || fail "synth printed no routing entr
   --generate 3 --warmup 0 --no-channels --json "$tmp/b.json" >"$tmp/bench" 2>/dev/null ||
   fail "bench-offload --rounds failed"
 [ "$(grep -c '^mode ' "$tmp/bench")" = 9 ] || fail "bench-offload --rounds 3: not 9 runs"
+grep -q "median (min-max) of 3 rounds: mode hybrid" "$tmp/bench" ||
+  fail "bench-offload --rounds 3: no spread line: $(tail -3 "$tmp/bench")"
 python3 - "$tmp/b.json" <<'PY' || fail "bench-offload --rounds: medians wrong in $tmp/b.json"
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -42,6 +44,9 @@ for name, med in m["median_decode_tok_s"].items():
     runs = sorted(r["decode_tok_s"] for r in d["runs"] if r["name"] == name)
     assert [r["round"] for r in d["runs"] if r["name"] == name] == [0, 1, 2]
     assert med == runs[1], (name, med, runs)
+for name, (lo, hi) in m["decode_range_tok_s"].items():
+    runs = [r["decode_tok_s"] for r in d["runs"] if r["name"] == name]
+    assert lo == min(runs) and hi == max(runs) and lo <= m["median_decode_tok_s"][name] <= hi
 best = max(v for k, v in m["median_decode_tok_s"].items() if k != "mode hybrid")
 assert abs(m["decode_ratio"] - m["median_decode_tok_s"]["mode hybrid"] / best) < 1e-9
 # --no-channels: no rate was measured, so no bound is printed (a guessed rate gave bounds a run

@@ -22,12 +22,9 @@ struct Channels {
   double disk_raw_rate = 0;   // bytes/s, O_DIRECT preads of the experts file
   double disk_tier_rate = 0;  // bytes/s, the NVMe tier reading whole blobs, verified
   std::string notes;
-  // What the copies and the CPU's reads reach together: measured at once when it was, else the
-  // sum of the separate rates (an overstatement: both read one DRAM).
-  double combined_rate() const {
-    return copy_rate_with_reads > 0 ? copy_rate_with_reads + dram_read_with_copies
-                                    : copy_rate + dram_read_rate;
-  }
+  // What the copies and the CPU's reads reach together (0: not measured). Not the sum of the
+  // rates measured apart, which overstates it: both read one DRAM.
+  double combined_rate() const { return copy_rate_with_reads + dram_read_with_copies; }
 };
 
 // `locator` may have an empty path (no file: no disk figures). `threads` 0: all hardware threads.

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 
@@ -10,20 +11,26 @@
 
 namespace cs::cli {
 
-std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag) {
-  std::vector<int32_t> ids;
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> items;
   size_t pos = 0;
   while (pos <= text.size()) {
-    size_t end = text.find(',', pos);
-    if (end == std::string::npos) end = text.size();
-    const std::string item = text.substr(pos, end - pos);
+    const size_t end = std::min(text.find(',', pos), text.size());
+    items.push_back(text.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return items;
+}
+
+std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag) {
+  std::vector<int32_t> ids;
+  for (const std::string& item : split_commas(text)) {
     int32_t v = 0;
     auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
     if (item.empty() || ec != std::errc() || p != item.data() + item.size())
       fail(ErrorKind::kInvalidArgument,
            "{}: '{}' is not a token id (expected comma-separated integers like 1,2,3)", flag, item);
     ids.push_back(v);
-    pos = end + 1;
   }
   return ids;
 }

@@ -18,6 +18,9 @@ struct ChatTemplate;
 
 namespace cs::cli {
 
+// The items of a comma-separated flag value, empty ones included ("" is one empty item).
+std::vector<std::string> split_commas(const std::string& text);
+
 // Parses "1,2,3" into token ids; throws cs::Error naming `flag` on bad input.
 std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag);
 

@@ -30,6 +30,7 @@ using nlohmann::json;
 struct BenchArgs {
   int device = 0, reps = 20, layers = 48, prompt = 512, gen = 128, prefill = 2048;
   std::string model, json_path, kernel_list;
+  std::vector<std::string> picked;  // kernel_list parsed (every benchmark when empty)
   bool kernels = true, whole = true;
 };
 
@@ -70,20 +71,14 @@ std::vector<std::string> kernel_names() {
 std::vector<std::string> parse_kernel_list(const std::string& list) {
   const std::vector<std::string> all = kernel_names();
   if (list.empty()) return all;
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos <= list.size()) {
-    const size_t end = std::min(list.find(',', pos), list.size());
-    const std::string n = list.substr(pos, end - pos);
+  const std::vector<std::string> out = split_commas(list);
+  for (const std::string& n : out)
     if (std::find(all.begin(), all.end(), n) == all.end()) {
       std::string names;
       for (const std::string& x : all) names += (names.empty() ? "" : ", ") + x;
       fail(ErrorKind::kInvalidArgument, "--kernels: unknown benchmark '{}' (expected some of: {})",
            n, names);
     }
-    out.push_back(n);
-    pos = end + 1;
-  }
   return out;
 }
 
@@ -290,9 +285,8 @@ void run_bench(const BenchArgs& a) {
   }
   out["copy_gbps"] = bound;
   if (a.kernels) {
-    const std::vector<std::string> pick = parse_kernel_list(a.kernel_list);
     auto picked = [&](const char* n) {
-      return std::find(pick.begin(), pick.end(), n) != pick.end();
+      return std::find(a.picked.begin(), a.picked.end(), n) != a.picked.end();
     };
     // Dense decode GEMVs (weights rotated past L2 in a CUDA graph).
     bool header = false;
@@ -362,7 +356,7 @@ void register_bench(CLI::App& app) {
                   "tools/ncu_decode.sh profiles them one at a time)");
   cmd->add_flag("!--no-model", a->whole, "Skip the whole-model benchmark");
   cmd->callback([a] {
-    parse_kernel_list(a->kernel_list);  // a bad name is an error before any GPU work
+    a->picked = parse_kernel_list(a->kernel_list);  // a bad name: an error before any GPU work
     run_bench(*a);
   });
 }

@@ -148,9 +148,8 @@ Result run_variant(const Model& model, const ExpertLocator* loc, const Variant& 
     // Both channels at once: every miss (copied or computed on the CPU) at the rate the copies
     // and the CPU's DRAM reads reached together.
     const double all_misses = misses + double(r.decode_t.cpu) / a.generate;
-    const double t_comb = ch.copy_rate > 0 && ch.dram_read_rate > 0
-                              ? all_misses * blob / ch.combined_rate() + t_nvme
-                              : 0;
+    const double t_comb =
+        ch.combined_rate() > 0 ? all_misses * blob / ch.combined_rate() + t_nvme : 0;
     r.combined_bound = t_comb > 0 ? 1.0 / t_comb : 0;
     double h = 0, used = 0;
     int layers = 0;
@@ -273,9 +272,10 @@ nlohmann::json compare_modes(const std::vector<Result>& all, int rounds) {
   }
   // Each mode's spread over the rounds, beside its median: a ratio is only as firm as the runs
   // behind it (the same binary moved by up to 15% between runs on the GPU host).
+  const std::vector<Result> results = median_runs(all);
   nlohmann::json range;
   std::string spread;
-  for (const Result& m : median_runs(all)) {
+  for (const Result& m : results) {
     double lo = m.decode_tps, hi = m.decode_tps;
     for (const Result& r : all)
       if (r.name == m.name) lo = std::min(lo, r.decode_tps), hi = std::max(hi, r.decode_tps);
@@ -284,7 +284,6 @@ nlohmann::json compare_modes(const std::vector<Result>& all, int rounds) {
                           m.decode_tps, lo, hi);
   }
   if (rounds > 1) fmt::print("decode tok/s, median (min-max) of {} rounds: {}\n", rounds, spread);
-  const std::vector<Result> results = median_runs(all);
   const ModeComparison c = compare(results);
   const Result *hybrid = c.hybrid, *best = c.best, *best_prefill = c.best_prefill;
   if (!hybrid || !best) return {};
@@ -387,18 +386,13 @@ void run_bench(const BenchArgs& a) {
 
   std::vector<Variant> variants;
   if (!a.modes.empty()) {
-    size_t pos = 0;
-    while (pos <= a.modes.size()) {
-      size_t end = a.modes.find(',', pos);
-      if (end == std::string::npos) end = a.modes.size();
-      const std::string m = a.modes.substr(pos, end - pos);
+    for (const std::string& m : split_commas(a.modes)) {
       const auto mode = parse_offload_mode(m);
       if (!mode)
         fail(ErrorKind::kInvalidArgument, "--modes: expected hybrid, cpu or stream, got '{}'", m);
       Variant v{fmt::format("mode {}", m), base, false};
       v.cfg.offload.mode = *mode;
       variants.push_back(v);
-      pos = end + 1;
     }
   } else if (!a.ablation) {
     variants.push_back({"configured", base, false});

@@ -24,6 +24,7 @@
 
 #include "common/error.h"
 #include "common/half.h"
+#include "common/stats.h"
 #include "kernels/cpu/cpu_moe.h"
 #include "kernels/cpu/thread_pool.h"
 #include "kernels/expert_layout.h"
@@ -116,11 +117,6 @@ Memory alloc(size_t bytes) {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 // Fills [p, p + n) in parallel (first touch spreads the pages) with pseudo-random bytes.

@@ -204,7 +204,7 @@ const std::vector<Key>& schema() {
       {"device", "kv_dtype",
        [](OffloadConfig& c, const Value& v) {
          const std::string s = get_string(v);
-         if (s != "auto" && s != "f32" && s != "f16" && s != "bf16")
+         if (s != "auto" && !kv_dtype_named(s))
            throw Bad{fmt::format("expected one of auto, f32, f16, bf16, got '{}'", s)};
          c.device.kv_dtype = s;
        },
@@ -473,6 +473,13 @@ std::vector<std::string> offload_config_keys() {
   std::vector<std::string> out;
   for (const Key& k : schema()) out.push_back(std::string(k.section) + "." + k.name);
   return out;
+}
+
+std::optional<DType> kv_dtype_named(std::string_view name) {
+  if (name == "f32") return DType::kF32;
+  if (name == "f16") return DType::kF16;
+  if (name == "bf16") return DType::kBF16;
+  return std::nullopt;
 }
 
 }  // namespace cs

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "cache/policy.h"
 #include "cache/predictor.h"
 #include "cache/slot_cache.h"
+#include "kernels/types.h"
 
 namespace cs {
 
@@ -101,5 +103,9 @@ std::string format_offload_config(const OffloadConfig& config);
 
 // Every key, "section.name", in documentation order.
 std::vector<std::string> offload_config_keys();
+
+// The KV cache element type a device.kv_dtype value names ("f32", "f16", "bf16"); nullopt for
+// "auto" and for anything else.
+std::optional<DType> kv_dtype_named(std::string_view name);
 
 }  // namespace cs

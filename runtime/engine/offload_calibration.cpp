@@ -7,6 +7,7 @@
 #include <random>
 
 #include "common/error.h"
+#include "common/stats.h"
 #include "offload/copy_engine.h"
 
 namespace cs {
@@ -16,11 +17,6 @@ using Clock = std::chrono::steady_clock;
 
 double since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 // Token t routed to experts 0..k-1 with equal weights: each of the k experts sees every token.
@@ -176,7 +172,7 @@ CostParams calibrate_offload(const CalibrationInputs& in, std::string* report) {
       if (r > 0) t.push_back(since(t0));
     }
     p.cpu_fixed = median(t);
-    p.layer_fixed = 2 * median(t);  // two small downloads (routing) plus launches
+    p.layer_fixed = 2 * p.cpu_fixed;  // two small downloads (routing) plus launches
     note(fmt::format("CPU pass fixed cost: {:.1f} us", p.cpu_fixed * 1e6));
   }
   return p;

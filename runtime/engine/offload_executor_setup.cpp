@@ -149,7 +149,6 @@ OffloadMoeExecutor::OffloadMoeExecutor(Backend& backend, const Model& model, Off
     if (!opt_.compute_stream) opt_.compute_stream = backend.native_stream();
     copies_ = make_cuda_copy_engine(cfg.device.gpu, opt_.compute_stream);
   }
-  async_compute_ = !backend.host_memory() && opt_.compute_stream != nullptr;
   last_plan_ = std::make_unique<LayerPlan>();
 }
 

@@ -47,7 +47,7 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
   prepare();
   const auto t0 = std::chrono::steady_clock::now();
   if (layer == first_moe_ || !telemetry_.in_step()) begin_step(T);
-  if (T > max_T_) {  // a larger batch than device.max_batch: grow the per-token workspaces
+  if (T > max_T_) {          // a larger batch than device.max_batch: grow the per-token workspaces
     backend_.synchronize();  // queued uploads may still read the staging block freed here
     max_T_ = T;
     if (lookahead_logits_.get())
@@ -177,8 +177,7 @@ Buffer& OffloadMoeExecutor::next_table() {
 void OffloadMoeExecutor::launch_gpu(const PlanPass& pass, bool hits, bool copied,
                                     const MoeArgs& args, bool accumulate) {
   Buffer& table = next_table();
-  ExpertWeights* host =
-      staging_.tables ? staging_.tables + size_t(table_next_ - 1) * size_t(E_) : table_.data();
+  ExpertWeights* host = staging_.tables + size_t(table_next_ - 1) * size_t(E_);
   std::fill(host, host + E_, ExpertWeights{});
   auto put = [&](ExpertId id, int slot) {
     host[size_t(id.expert)] =
@@ -219,11 +218,11 @@ void OffloadMoeExecutor::run_pass(const PlanPass& pass, int pass_no, const float
   }
   // The previous pass's CPU results may still be uploading from the staging block this pass's
   // CPU experts write into.
-  if (pass_no > 0 && staging_.out) backend_.synchronize();
+  if (pass_no > 0) backend_.synchronize();
   // Both channels at once: the hits on the GPU and the CPU experts while the copies land.
   const bool early = !pass.hits.empty();
   const bool copied = !pass.waits.empty() || !pass.demand.empty();
-  const float* cpu_out = run_cpu(pass, a, copied);  // hidden state down, GPU kernels, CPU experts
+  const CpuPass cpu = run_cpu(pass, a, copied);  // hidden state down, GPU kernels, CPU experts
   const double cpu_seconds = since(started);
   const auto wait0 = Clock::now();
   mover_->finish_pass(pass);
@@ -231,9 +230,9 @@ void OffloadMoeExecutor::run_pass(const PlanPass& pass, int pass_no, const float
   // The copies' finish time is known only when this wait really blocked; otherwise they had
   // landed during the CPU work and copy_seconds is an upper bound.
   const bool copy_exact = since(wait0) > 50e-6;
-  if (!copied_queued_ && (copied || !early)) launch_gpu(pass, false, true, a, early);
+  if (!cpu.copied_queued && (copied || !early)) launch_gpu(pass, false, true, a, early);
   const size_t n = size_t(a.T) * size_t(H_);
-  backend_.upload(cpu_out_.get(), cpu_out, n * 4);
+  backend_.upload(cpu_out_.get(), cpu.out, n * 4);
   backend_.add(a.out, cpu_out_.as<float>(), int64_t(n));
 
   StepTelemetry& st = telemetry_.current();
@@ -251,47 +250,43 @@ void OffloadMoeExecutor::run_pass(const PlanPass& pass, int pass_no, const float
 
 // The CPU path: hidden states down; the GPU kernel over the hits launched (it runs while the CPU
 // works) and, where compute is asynchronous and the copies are all issued, the kernel over the
-// copied experts queued behind their copies (copied_queued_), so the GPU does not wait for the
-// CPU to start it; then the CPU experts computed from their host copies. Returns the CPU's
-// partial sums (page-locked staging for decode-sized passes).
-const float* OffloadMoeExecutor::run_cpu(const PlanPass& pass, const MoeArgs& gpu, bool copied) {
-  const float* x = gpu.x;
+// copied experts queued behind their copies, so the GPU does not wait for the CPU to start it;
+// then the CPU experts computed from their host copies. Returns the CPU's partial sums
+// (page-locked staging for decode-sized passes) and whether the copied experts were queued.
+OffloadMoeExecutor::CpuPass OffloadMoeExecutor::run_cpu(const PlanPass& pass, const MoeArgs& gpu,
+                                                        bool copied) {
   const int T = pass.t_end - pass.t_begin;
   const size_t n = size_t(T) * size_t(H_);
   float* hout = staging_.out;
-  if (!hout || n > staging_.x_floats) {
+  if (n > staging_.x_floats) {
     host_cpu_out_.resize(n);
     hout = host_cpu_out_.data();
   }
   const float* hx = staging_.x + size_t(pass.t_begin) * size_t(H_);
   if (host_x_layer_ < 0) {  // not brought down with the routing (a large batch)
     host_x_.resize(n);
-    backend_.download(host_x_.data(), x, n * 4);
+    backend_.download(host_x_.data(), gpu.x, n * 4);
     hx = host_x_.data();
   }
   const bool early = !pass.hits.empty();
   if (early) launch_gpu(pass, true, false, gpu, false);
-  copied_queued_ = copied && async_compute_ && mover_->order_pass(pass);
-  if (copied_queued_) launch_gpu(pass, false, true, gpu, early);
+  const bool async_compute = !backend_.host_memory() && opt_.compute_stream;
+  const bool queued = copied && async_compute && mover_->order_pass(pass);
+  if (queued) launch_gpu(pass, false, true, gpu, early);
   mover_->finish_cpu_reads(pass);
-  std::vector<ExpertWeights> table(static_cast<size_t>(E_));
+  std::fill(table_.begin(), table_.end(), ExpertWeights{});
   for (const PlanCpu& c : pass.cpu)
-    table[size_t(c.id.expert)] =
+    table_[size_t(c.id.expert)] =
         expert_views(locator_->at(c.id.layer, c.id.expert).layout, mover_->host_src(c.id, c.host));
-  MoeArgs a;
+  MoeArgs a = gpu;  // the same pass, from host memory
   a.x = hx;
-  a.T = T;
-  a.hidden = H_;
   a.ids = staging_.ids + size_t(pass.t_begin) * size_t(K_);
   a.weights = staging_.w + size_t(pass.t_begin) * size_t(K_);
-  a.k = K_;
-  a.table = table.data();
-  a.n_experts = E_;
-  a.dtype = expert_dtype_;
-  a.inter = expert_inter_;
+  a.table = table_.data();
   a.out = hout;
+  a.accumulate = false;
   cpu_backend_->moe(a);
-  return hout;
+  return {hout, queued};
 }
 
 const OffloadTelemetry& OffloadMoeExecutor::telemetry() {

@@ -116,7 +116,11 @@ class OffloadMoeExecutor final : public MoeExecutor {
   void begin_step(int T);
   void run_pass(const PlanPass& pass, int pass_no, const float* x, const int32_t* ids,
                 const float* weights, float* out);
-  const float* run_cpu(const PlanPass& pass, const MoeArgs& gpu, bool copied);
+  struct CpuPass {
+    const float* out;    // the CPU experts' partial sums [T][H], host memory
+    bool copied_queued;  // the copied experts' kernel is queued already
+  };
+  CpuPass run_cpu(const PlanPass& pass, const MoeArgs& gpu, bool copied);
   void launch_gpu(const PlanPass& pass, bool hits, bool copied, const MoeArgs& args,
                   bool accumulate);
   Buffer& next_table();
@@ -166,10 +170,6 @@ class OffloadMoeExecutor final : public MoeExecutor {
   int plan_backlog_ = 0;     // copies in flight when the current layer was planned
   int host_x_layer_ = -1;    // host_x_ holds this layer's whole hidden state (-1: not)
   bool pin_checked_ = false;
-  // Compute is asynchronous to the host (a GPU backend whose stream the copy engine knows): a
-  // kernel can be queued behind copies still in flight (ExpertMover::order_pass).
-  bool async_compute_ = false;
-  bool copied_queued_ = false;  // run_cpu queued the current pass's copied experts
   int max_T_ = 0;
 
   // The host arrays each layer's transfers use: downloads of the routing ids and weights [T][K],
@@ -191,7 +191,7 @@ class OffloadMoeExecutor final : public MoeExecutor {
   void release_staging();
   Staging staging_;
   std::vector<float> host_x_, host_cpu_out_;  // a large batch's hidden state and CPU partial sums
-  std::vector<ExpertWeights> table_;          // without staging
+  std::vector<ExpertWeights> table_;          // the CPU experts' table of a pass [E]
   uint64_t step_ = 0;
   TelemetryRecorder telemetry_;
   double step_seconds_ = 0;

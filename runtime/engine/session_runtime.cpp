@@ -186,9 +186,7 @@ OffloadRuntime::OffloadRuntime(const Model& model, const OffloadConfig& config,
 }
 
 DType kv_cache_dtype(const std::string& setting, const std::string& device) {
-  if (setting == "f32") return DType::kF32;
-  if (setting == "f16") return DType::kF16;
-  if (setting == "bf16") return DType::kBF16;
+  if (const auto named = kv_dtype_named(setting)) return *named;
   if (setting != "auto")
     fail(ErrorKind::kInvalidArgument,
          "device.kv_dtype: expected one of auto, f32, f16, bf16, got '{}'", setting);

@@ -9,6 +9,7 @@
 #include "cache/hybrid_chooser.h"
 #include "cache/plan.h"
 #include "common/error.h"
+#include "common/stats.h"
 #include "offload/copy_engine.h"
 #include "runtime/engine/session_runtime.h"
 #include "runtime/eval/trace_io.h"
@@ -99,11 +100,6 @@ ExpertTimeFit fit_expert_time(const std::vector<double>& predicted,
   const size_t n = std::min(predicted.size(), seconds.size());
   f.steps = int(n);
   if (n == 0) return f;
-  auto median = [](std::vector<double> v) {
-    auto mid = v.begin() + ptrdiff_t(v.size() / 2);
-    std::nth_element(v.begin(), mid, v.end());
-    return *mid;
-  };
   std::vector<double> sorted(predicted.begin(), predicted.begin() + ptrdiff_t(n));
   std::sort(sorted.begin(), sorted.end());
   const double p10 = sorted[n / 10], p90 = sorted[n - 1 - n / 10];

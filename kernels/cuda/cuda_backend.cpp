@@ -248,7 +248,7 @@ void CudaBackend::matmul(const float* x, int T, const MatView& w, float* out) {
   if (T <= 0) return;
   const bool quant = w.quantized();
   const int gemm_min = quant ? std::max(opt_.gemm_min_tokens, 16) : opt_.gemm_min_tokens;
-  if (T < gemm_min && w.cols <= cuda::gemv_max_cols()) {
+  if (T < gemm_min && cuda::gemv_fits(w)) {
     check(cuda::gemv(w, x, T, out, stream_), "matmul (gemv)");
   } else {
     gemm(x, T, w, out);

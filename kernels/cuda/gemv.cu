@@ -78,19 +78,22 @@ __global__ void __launch_bounds__(kWarps* kWarp, is_quant<DT>() ? 3 : 4) gemv_ke
   for (int m = 0; m < NM; ++m) mr[m] = mat_ref<DT>(mats[m]);
   uint4 w[NM][kRows][U];
   uint32_t dm[NM][kRows][U];
-  // Every load of one batch, issued before any of them is used.
+  // Every load of one batch, issued before any of them is used. Chunks past the row and rows past
+  // the matrix load a valid neighbour (clamped indices) and are not used: no branch per load, so
+  // the batch issues back to back.
   auto load = [&](int row0, int base) {
+    if (nch == 0) return;
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const int c = base + u * kWarp;
+      const int c = min(base + u * kWarp, nch - 1);
 #pragma unroll
       for (int m = 0; m < NM; ++m)
 #pragma unroll
-        for (int r = 0; r < kRows; ++r)
-          if (c < nch && row0 + r < N) {
-            w[m][r][u] = load_w(mr[m], row0 + r, c);
-            dm[m][r][u] = load_dm<DT>(mr[m], row0 + r, c);
-          }
+        for (int r = 0; r < kRows; ++r) {
+          const int row = min(row0 + r, N - 1);
+          w[m][r][u] = load_w(mr[m], row, c);
+          dm[m][r][u] = load_dm<DT>(mr[m], row, c);
+        }
     }
   };
   bool preloaded = false;
@@ -101,9 +104,8 @@ __global__ void __launch_bounds__(kWarps* kWarp, is_quant<DT>() ? 3 : 4) gemv_ke
   if constexpr (M != Mode::kGateUp) pdl_wait();
   pdl_trigger();
   extern __shared__ float4 smem4[];
-  float* xs = reinterpret_cast<float*>(smem4);
-  float* sx = xs + C;
-  stage_input<DT>(x, C, 1, vec, xs, sx);
+  stage_input<DT>(x, C, 1, vec, smem4);
+  const Staged<DT> in(smem4, C, 1, 0, vec);
   for (; tile < tiles; tile += gridDim.x) {
     const int row0 = tile * kRowsPerBlock + warp * kRows;
     float acc[NM][kRows] = {};
@@ -114,14 +116,13 @@ __global__ void __launch_bounds__(kWarps* kWarp, is_quant<DT>() ? 3 : 4) gemv_ke
       for (int u = 0; u < U; ++u) {
         const int c = base + u * kWarp;
         if (c >= nch) continue;
-        float4 xv[float4_per_chunk<DT>()];
-        load_inputs<DT>(smem4, nch, c, xv);  // once per chunk, for every row of this warp
-        const float sxc = DT == DType::kQ4 ? sx[c] : 0.0f;
+        XChunk<DT> xv;
+        in.load(c, xv);  // once per chunk, for every row of this warp
 #pragma unroll
         for (int m = 0; m < NM; ++m)
 #pragma unroll
           for (int r = 0; r < kRows; ++r)
-            acc[m][r] += chunk_value<DT>(w[m][r][u], dm[m][r][u], xv, sxc, asym);
+            acc[m][r] += chunk_value<DT>(w[m][r][u], dm[m][r][u], xv, asym);
       }
     }
     preloaded = false;
@@ -133,7 +134,7 @@ __global__ void __launch_bounds__(kWarps* kWarp, is_quant<DT>() ? 3 : 4) gemv_ke
         for (int r = 0; r < kRows; ++r)
           if (row0 + r < N)
             for (int c = lane; c < C; c += kWarp)
-              acc[m][r] += load_weight(mats[m], row0 + r, c) * xs[c];
+              acc[m][r] += load_weight(mats[m], row0 + r, c) * in.value(c);
     }
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
@@ -273,6 +274,12 @@ int gemv_max_cols() {
   return int((kMaxSmem - 64) / 4 * 32 / 33 / 32 * 32);
 }
 
+bool gemv_fits(const MatView& w) {
+  // 32-bit chunk indices (MatRef): under 2^31 chunks of 16 bytes.
+  return w.cols <= gemv_max_cols() &&
+         dtype_data_bytes(w.dtype, w.rows, w.cols) / 16 < (size_t(1) << 31);
+}
+
 cudaError_t gemv_init() {
   cudaError_t e = raise_smem_limit<Mode::kDense>();
   if (e == cudaSuccess) e = raise_smem_limit<Mode::kGateUp>();
@@ -282,7 +289,7 @@ cudaError_t gemv_init() {
 }
 
 cudaError_t gemv(const MatView& w, const float* x, int T, float* out, cudaStream_t s) {
-  if (w.cols > gemv_max_cols() || T <= 0 || T > 65535) return cudaErrorInvalidValue;
+  if (!gemv_fits(w) || T <= 0 || T > 65535) return cudaErrorInvalidValue;
   Params p;
   p.w = w;
   p.x = x;

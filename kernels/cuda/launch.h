@@ -45,6 +45,8 @@ cudaError_t flash_attention(const AttentionArgs& a, cudaStream_t s);
 // ---- GEMV (gemv.cu): weights read once per token, every dtype ----
 // Largest C the GEMV kernels take (x is staged in shared memory).
 int gemv_max_cols();
+// Whether gemv takes w: at most gemv_max_cols() columns and under 32 GiB of weights.
+bool gemv_fits(const MatView& w);
 cudaError_t gemv_init();  // raises the shared-memory limit of the GEMV kernels; call once
 // out[t][N] = W x[t] for t < T (T small: weights are re-read per token).
 cudaError_t gemv(const MatView& w, const float* x, int T, float* out, cudaStream_t s);

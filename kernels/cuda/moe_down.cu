@@ -5,8 +5,9 @@
 //
 // For memory-level parallelism the (expert, chunk) pairs of a row are one flat list of K * I/WPC
 // slots: lane l takes slots l, l + 32, ... (30B shape: 8 x 24 = 192 slots, 6 per lane), and a
-// batch of kBatch slots for each of the kRows rows (16 loads of 16 bytes) is issued before any
-// math. The block first reads every routed expert's view into shared memory (one parallel
+// batch of kBatch slots for each of the kRows rows (8 loads of 16 bytes) is issued before any
+// math. One row per warp and 8 warps per block (2 blocks per SM): the 30B shape's 2048 rows are
+// 2048 warps, about 4 per scheduler. The block first reads every routed expert's view into shared memory (one parallel
 // round trip, not K dependent ones), then requests its first batch of weights, and only then
 // waits for the gate+up kernel that writes act.
 #include "kernels/cuda/gemv.cuh"
@@ -15,8 +16,8 @@
 namespace cs::cuda {
 namespace {
 
-constexpr int kWarps = 4;
-constexpr int kRows = 2;   // output rows per warp: each staged input float4 serves both
+constexpr int kWarps = 8;
+constexpr int kRows = 1;  // output rows per warp
 constexpr int kBatch = 8;  // slots per lane and row in one batch
 constexpr int kMaxK = 8;   // experts per token this kernel takes
 constexpr int kMaxSmem = 96 * 1024;
@@ -32,7 +33,7 @@ struct DownParams {
 };
 
 template <DType DT>
-__global__ void __launch_bounds__(kWarps* kWarp, is_quant<DT>() ? 3 : 4)
+__global__ void __launch_bounds__(kWarps* kWarp, 2)
     moe_down_kernel(DownParams p) {
   constexpr int WPC = weights_per_chunk<DT>();
   const int t = blockIdx.y, K = p.K, I = p.I;
@@ -60,44 +61,45 @@ __global__ void __launch_bounds__(kWarps* kWarp, is_quant<DT>() ? 3 : 4)
   uint4 w[kRows][kBatch];
   uint32_t dm[kRows][kBatch];
   int js[kBatch], cs[kBatch];
-  auto load = [&](int base) {
+  // The lane's next slot as (expert, chunk): slots advance by kWarp, so no division per slot.
+  int nj = nch > 0 ? 0 : K, nc = lane;
+  while (nj < K && nc >= nch) nc -= nch, ++nj;
+  auto load = [&] {  // REQUIRES: row0 < H
 #pragma unroll
     for (int u = 0; u < kBatch; ++u) {
-      const int s = base + u * kWarp;
-      const int j = s / max(nch, 1);
-      js[u] = s < slots && views[j].data ? j : -1;
-      cs[u] = s - j * nch;
-      if (js[u] < 0) continue;
+      js[u] = nj < K && views[nj].data ? nj : -1;
+      cs[u] = nc;
+      if (js[u] >= 0) {
 #pragma unroll
-      for (int r = 0; r < kRows; ++r)
-        if (row0 + r < p.H) {
-          w[r][u] = load_w(refs[j], row0 + r, cs[u]);
-          dm[r][u] = load_dm<DT>(refs[j], row0 + r, cs[u]);
+        for (int r = 0; r < kRows; ++r) {
+          const int row = min(row0 + r, p.H - 1);  // rows past H: loaded, not stored
+          w[r][u] = load_w(refs[nj], row, nc);
+          dm[r][u] = load_dm<DT>(refs[nj], row, nc);
         }
+      }
+      nc += kWarp;
+      while (nj < K && nc >= nch) nc -= nch, ++nj;
     }
   };
-  if (row0 < p.H) load(lane);  // constant weights, before waiting for act
+  if (row0 < p.H) load();  // constant weights, before waiting for act
   pdl_wait();
   pdl_trigger();
-  extern __shared__ float4 smem4[];
-  float* xs = reinterpret_cast<float*>(smem4);  // [K][I], chunk-interleaved per expert
-  float* sx = xs + K * I;                       // [K][I/32]
-  stage_input<DT>(p.act + int64_t(t) * K * I, I, K, vec, xs, sx);
+  extern __shared__ float4 smem4[];  // the K intermediate vectors (Staged's layouts)
+  stage_input<DT>(p.act + int64_t(t) * K * I, I, K, vec, smem4);
   if (row0 >= p.H) return;
   float acc[kRows] = {};
   for (int base = lane; base < slots; base += kWarp * kBatch) {
-    if (base != lane) load(base);
+    if (base != lane) load();
 #pragma unroll
     for (int u = 0; u < kBatch; ++u) {
       const int j = js[u], c = cs[u];
       if (j < 0) continue;
-      float4 xv[float4_per_chunk<DT>()];
-      load_inputs<DT>(smem4 + j * (I / 4), nch, c, xv);
-      const float sxc = DT == DType::kQ4 ? sx[j * (I / 32) + c] : 0.0f;
+      XChunk<DT> xv;
+      Staged<DT>(smem4, I, K, j, vec).load(c, xv);
       const float wj = wts[j];
 #pragma unroll
       for (int r = 0; r < kRows; ++r)
-        acc[r] += wj * chunk_value<DT>(w[r][u], dm[r][u], xv, sxc, asym);
+        acc[r] += wj * chunk_value<DT>(w[r][u], dm[r][u], xv, asym);
     }
   }
   if (!vec) {  // unaligned rows of a float dtype: plain layout, one element at a time
@@ -106,9 +108,10 @@ __global__ void __launch_bounds__(kWarps* kWarp, is_quant<DT>() ? 3 : 4)
 #pragma unroll
         for (int r = 0; r < kRows; ++r)
           if (row0 + r < p.H) {
+            const Staged<DT> in(smem4, I, K, j, false);
             float a = 0.0f;
             for (int c = lane; c < I; c += kWarp)
-              a += load_weight(views[j], row0 + r, c) * xs[j * I + c];
+              a += load_weight(views[j], row0 + r, c) * in.value(c);
             acc[r] += wts[j] * a;
           }
   }

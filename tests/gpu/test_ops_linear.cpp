@@ -32,6 +32,31 @@ std::vector<float> rounded_input(std::vector<float> x, DType dt) {
   return x;
 }
 
+// ref::moe as the GEMV path computes Q4/Q8 experts: the input x and each expert's intermediate
+// SiLU(gate) * up quantized to int8 per block of 32 before their matmuls. a: host pointers; out
+// holds the accumulated sum (a.out's initial values when a.accumulate).
+void int8_moe_reference(const MoeArgs& a, const std::vector<ExpertWeights>& table,
+                        std::vector<float>& out) {
+  const int H = a.hidden, I = a.inter;
+  std::vector<float> g(static_cast<size_t>(I)), u(static_cast<size_t>(I)), y(static_cast<size_t>(H));
+  for (int t = 0; t < a.T; ++t) {
+    const std::vector<float> xt =
+        int8_rounded(std::vector<float>(a.x + int64_t(t) * H, a.x + int64_t(t + 1) * H));
+    float* o = out.data() + int64_t(t) * H;
+    if (!a.accumulate) std::fill(o, o + H, 0.0f);
+    for (int j = 0; j < a.k; ++j) {
+      const ExpertWeights& e = table[size_t(a.ids[t * a.k + j])];
+      if (e.gate.data == nullptr) continue;
+      ref::matmul(xt.data(), 1, e.gate, g.data());
+      ref::matmul(xt.data(), 1, e.up, u.data());
+      for (int i = 0; i < I; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+      const std::vector<float> act = int8_rounded(g);
+      ref::matmul(act.data(), 1, e.down, y.data());
+      for (int h = 0; h < H; ++h) o[h] += a.weights[t * a.k + j] * y[h];
+    }
+  }
+}
+
 }  // namespace
 
 TEST_SUITE("ops") {
@@ -58,14 +83,44 @@ TEST_SUITE("ops") {
             // weights, else BF16): the reference takes the same rounded input, so the check
             // measures the GEMM and not the rounding (with N = 1 a single output near zero made
             // the relative error of the rounding exceed the tolerance).
-            ref::matmul(gemm && dt != DType::kF32 ? rounded_input(x, dt).data() : x.data(), T,
-                        w.host, want.data());
+            // The GEMV path quantizes the input of Q4/Q8 weights to int8 (int8_rounded): the
+            // reference takes that input, and the raw one within the quantization's error.
+            const std::vector<float> xin = gemm && dt != DType::kF32 ? rounded_input(x, dt)
+                                           : !gemm && quant          ? int8_rounded(x, size_t(C))
+                                                                     : x;
+            ref::matmul(xin.data(), T, w.host, want.data());
             Buffer dx = to_gpu(x);
             Buffer out = poisoned(want.size() * 4);
             b->matmul(dx.as<float>(), T, w.dev, out.as<float>());
             std::vector<float> got(want.size());
             b->download(got.data(), out.get(), got.size() * 4);
             CHECK(rel_err(got, want) < tolerance(dt, gemm));
+            if (!gemm && quant) {
+              // Against the raw input: within half an input step per weight, sum_j |w_j| x
+              // amax(block of j) / 254 (the CPU kernels' bound, docs/TESTING.md), plus fp32.
+              std::vector<float> exact(want.size());
+              ref::matmul(x.data(), T, w.host, exact.data());
+              std::vector<float> row(static_cast<size_t>(C));
+              int over = 0;
+              for (int n = 0; n < N; ++n) {
+                dequantize_row(w.host, n, row.data());
+                for (int t = 0; t < T; ++t) {
+                  const float* xt = x.data() + size_t(t) * C;
+                  double bound = 0, mag = 0;
+                  for (int b = 0; b < C; b += 32) {
+                    float amax = 0;
+                    for (int j = b; j < b + 32; ++j) amax = std::max(amax, std::fabs(xt[j]));
+                    for (int j = b; j < b + 32; ++j) {
+                      bound += std::fabs(row[j]) * amax / 254;
+                      mag += std::fabs(row[j] * xt[j]);
+                    }
+                  }
+                  const size_t i = size_t(t) * N + n;
+                  over += std::fabs(got[i] - exact[i]) > bound * 1.001 + 2e-5 * mag;
+                }
+              }
+              CHECK(over == 0);
+            }
           }
     }
   }
@@ -76,7 +131,8 @@ TEST_SUITE("ops") {
       CAPTURE(dtype);
       Mat w = make_mat(dt, 4099, 4096, 1.0f / 64);
       std::vector<float> x = randvec(4096), want(4099);
-      ref::matmul(x.data(), 1, w.host, want.data());
+      const bool quant = dt == DType::kQ4 || dt == DType::kQ8;
+      ref::matmul(quant ? int8_rounded(x).data() : x.data(), 1, w.host, want.data());
       Buffer dx = to_gpu(x), out = poisoned(want.size() * 4);
       gpu().matmul(dx.as<float>(), 1, w.dev, out.as<float>());
       CHECK(rel_err(from_gpu<float>(out.get(), want.size()), want) < 5e-5);
@@ -140,7 +196,10 @@ TEST_SUITE("ops") {
           a.inter = I;
           a.out = want.data();
           a.accumulate = acc;
-          ref::moe(a);
+          if (quant && !grouped)  // the GEMV path's int8 inputs (see int8_moe_reference)
+            int8_moe_reference(a, host_table, want);
+          else
+            ref::moe(a);
           Buffer dx = to_gpu(x), dids = to_gpu(ids), dw = to_gpu(wts), dt_ = to_gpu(dev_table);
           Buffer dout = acc ? to_gpu(out0) : poisoned(out0.size() * 4);
           a.x = dx.as<float>();
@@ -151,7 +210,19 @@ TEST_SUITE("ops") {
           b->moe(a);
           std::vector<float> got(want.size());
           b->download(got.data(), dout.get(), got.size() * 4);
-          CHECK(rel_err(got, want) < (grouped ? 2e-2 : 5e-5));
+          // int8 path: an intermediate value computed in another order may round to the next
+          // code (one step of its block, 1/127 of the block's largest value).
+          CHECK(rel_err(got, want) < (grouped ? 2e-2 : quant ? 1e-3 : 5e-5));
+          if (quant && !grouped) {
+            std::vector<float> exact = out0;
+            a.out = exact.data();
+            a.x = x.data();
+            a.ids = ids.data();
+            a.weights = wts.data();
+            a.table = host_table.data();
+            ref::moe(a);
+            CHECK(rel_err(got, exact) < 3e-2);  // the CPU's MoE: measured up to 1.3e-2 at H = 32
+          }
         }
     }
   }

@@ -55,7 +55,9 @@ assert all(r["decode_bound"] == 0 and r["combined_bound"] == 0 for r in d["runs"
 PY
 # With the channels measured: copies and DRAM reads also both at once; the combined-channel bound
 # uses what they reached together.
-"$cs" bench-offload --synthetic tiny --modes hybrid --prefill 0 --prompt 4 --generate 3 \
+# Each mode's own decode bound counts the channel it used: the cpu mode's is its misses at the DRAM
+# read rate (it used to count copies only and print thousands of times the combined bound).
+"$cs" bench-offload --synthetic tiny --modes hybrid,cpu --prefill 0 --prompt 4 --generate 3 \
   --warmup 0 --dram 64MiB --json "$tmp/c.json" >"$tmp/bench" 2>/dev/null ||
   fail "bench-offload with channels failed"
 grep -q "both at once: copies" "$tmp/bench" || fail "no both-at-once channel line: $(head -2 "$tmp/bench")"
@@ -67,5 +69,6 @@ assert c["copy_rate"] > 0 and c["dram_read_rate"] > 0, c
 assert c["copy_rate_with_reads"] > 0 and c["dram_read_with_copies"] > 0, c
 assert abs(c["combined_rate"] - c["copy_rate_with_reads"] - c["dram_read_with_copies"]) < 1, c
 assert all(r["combined_bound"] > 0 for r in d["runs"]), d["runs"]
+assert all(0 < r["decode_bound"] < 10 * r["combined_bound"] for r in d["runs"]), d["runs"]
 PY
 echo "cli_smoke: 1 passed, 0 failed"

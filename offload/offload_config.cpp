@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <toml++/toml.h>
+#include <charconv>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -325,8 +326,11 @@ const std::vector<Key>& schema() {
       {"cpu", "cores",
        [](OffloadConfig& c, const Value& v) {
          const std::string s = get_string(v);
-         if (s.find_first_not_of("0123456789,- ") != std::string::npos)
-           throw Bad{fmt::format("expected a core list such as \"0-7,16-23\", got '{}'", s)};
+         try {
+           parse_core_list(s, "");
+         } catch (const Error& e) {
+           throw Bad{e.what()};
+         }
          c.cpu.cores = s;
        },
        [](const OffloadConfig& c) { return quote(c.cpu.cores); }},
@@ -472,6 +476,51 @@ std::string format_offload_config(const OffloadConfig& config) {
 std::vector<std::string> offload_config_keys() {
   std::vector<std::string> out;
   for (const Key& k : schema()) out.push_back(std::string(k.section) + "." + k.name);
+  return out;
+}
+
+std::vector<int> parse_core_list(std::string_view text, std::string_view what) {
+  constexpr int kMaxCpu = 4096;
+  const std::string_view prefix = what.empty() ? "" : what;
+  const std::string sep = what.empty() ? "" : ": ";
+  auto bad = [&](std::string_view item, std::string_view why) {
+    fail(ErrorKind::kInvalidArgument,
+         "{}{}expected a core list such as \"0-7,16-23\", got '{}': {} '{}'", prefix, sep, text,
+         why, item);
+  };
+  auto trim = [](std::string_view t) {
+    while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
+    while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
+    return t;
+  };
+  auto number = [&](std::string_view item, std::string_view t) {
+    int v = 0;
+    const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (t.empty() || ec != std::errc() || p != t.data() + t.size()) bad(item, "not a CPU id:");
+    if (v >= kMaxCpu) bad(item, "CPU id out of range (0-4095):");
+    return v;
+  };
+  std::vector<int> out;
+  std::vector<bool> seen(kMaxCpu);
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    const size_t end = std::min(text.find(',', pos), text.size());
+    const std::string_view item = trim(text.substr(pos, end - pos));
+    pos = end + 1;
+    if (item.empty()) {
+      if (text.find_first_not_of(' ') == std::string_view::npos) break;  // "" or spaces: none
+      bad(item, "empty item");
+    }
+    const size_t dash = item.find('-');
+    const int a = number(item, trim(item.substr(0, dash)));
+    const int b = dash == std::string_view::npos ? a : number(item, trim(item.substr(dash + 1)));
+    if (b < a) bad(item, "descending range");
+    for (int c = a; c <= b; ++c) {
+      if (seen[size_t(c)]) bad(item, fmt::format("CPU {} listed twice, in", c));
+      seen[size_t(c)] = true;
+      out.push_back(c);
+    }
+  }
   return out;
 }
 

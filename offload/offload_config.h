@@ -104,6 +104,12 @@ std::string format_offload_config(const OffloadConfig& config);
 // Every key, "section.name", in documentation order.
 std::vector<std::string> offload_config_keys();
 
+// The CPU ids of a cpu.cores list such as "0-7,16-23" (items separated by commas, spaces allowed
+// around them; each a CPU id or an ascending range), in order. Throws cs::Error
+// (kInvalidArgument) naming `what` and the bad item for anything else: an empty item, a
+// descending range, an id listed twice, an id of 4096 or more.
+std::vector<int> parse_core_list(std::string_view text, std::string_view what);
+
 // The KV cache element type a device.kv_dtype value names ("f32", "f16", "bf16"); nullopt for
 // "auto" and for anything else.
 std::optional<DType> kv_dtype_named(std::string_view name);

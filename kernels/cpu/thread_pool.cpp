@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <string>
 
 #include "common/error.h"
 
@@ -25,6 +26,21 @@ void bind_thread(pthread_t t, int core) {
   CPU_ZERO(&set);
   CPU_SET(core, &set);
   pthread_setaffinity_np(t, sizeof(set), &set);  // best effort: a refused binding is not an error
+}
+
+// "0-3,8" for a set of CPUs.
+std::string cpu_list(const cpu_set_t& set) {
+  std::string out;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (!CPU_ISSET(c, &set)) continue;
+    int e = c;
+    while (e + 1 < CPU_SETSIZE && CPU_ISSET(e + 1, &set)) ++e;
+    if (!out.empty()) out += ',';
+    out += std::to_string(c);
+    if (e > c) out += '-' + std::to_string(e);
+    c = e;
+  }
+  return out.empty() ? "none" : out;
 }
 
 // One logical CPU per physical core, in the order hwloc lists them.
@@ -79,6 +95,14 @@ std::vector<int> select_cores(const ThreadPoolOptions& o) {
     fail(ErrorKind::kInvalidArgument, "thread pool: threads = {} (expected 0 for auto, or >= 1)",
          o.threads);
   std::vector<int> cores = o.cores;
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (!cores.empty() && sched_getaffinity(0, sizeof(allowed), &allowed) == 0)
+    for (int c : cores)
+      if (c < 0 || c >= CPU_SETSIZE || !CPU_ISSET(c, &allowed))
+        fail(ErrorKind::kInvalidArgument,
+             "thread pool: CPU {} is not available to this process (available: {})", c,
+             cpu_list(allowed));
   if (cores.empty()) cores = hwloc_cores(o.numa_node);
   if (cores.empty()) {
     const int n = std::max(1u, std::thread::hardware_concurrency());

@@ -26,6 +26,7 @@ struct ThreadPoolOptions {
   int threads = 0;
   // Logical CPU ids (as the OS numbers them) to run on, one thread each, caller's first.
   // Empty: chosen with hwloc: one per physical core, performance cores only on hybrid CPUs.
+  // Listed CPUs must be in the process's affinity mask (cs::Error naming the CPU otherwise).
   std::vector<int> cores;
   // With `cores` empty: only cores of this NUMA node (the GPU's, for the hybrid path). -1: all.
   int numa_node = -1;

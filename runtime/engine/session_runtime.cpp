@@ -29,26 +29,10 @@ uint32_t last_line(const toml::node& n) {
   return line;
 }
 
-std::vector<int> parse_cores(const std::string& list) {
-  std::vector<int> out;
-  size_t pos = 0;
-  while (pos < list.size()) {
-    size_t end = list.find(',', pos);
-    if (end == std::string::npos) end = list.size();
-    const std::string item = list.substr(pos, end - pos);
-    const size_t dash = item.find('-');
-    const int a = std::stoi(item.substr(0, dash));
-    const int b = dash == std::string::npos ? a : std::stoi(item.substr(dash + 1));
-    for (int c = a; c <= b; ++c) out.push_back(c);
-    pos = end + 1;
-  }
-  return out;
-}
-
 CpuBackendOptions cpu_options(const CpuConfig& c) {
   CpuBackendOptions o;
   o.threads = c.threads;
-  if (!c.cores.empty()) o.cores = parse_cores(c.cores);
+  o.cores = parse_core_list(c.cores, "cpu.cores");
   return o;
 }
 

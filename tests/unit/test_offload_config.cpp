@@ -83,6 +83,26 @@ TEST_CASE("offload config: unknown keys and bad values name the line and column"
   CHECK(error_of("[cache]\ndecay = 0\n").find("(0, 1]") != std::string::npos);
 }
 
+TEST_CASE("offload config: cpu.cores lists parse fully or name the bad item") {
+  CHECK(parse_core_list("0-3, 8,10 - 11", "x") == std::vector<int>{0, 1, 2, 3, 8, 10, 11});
+  CHECK(parse_core_list("", "x").empty());
+  CHECK(parse_core_list("5", "x") == std::vector<int>{5});
+  // Each of these passed the old character check and failed later: "5-" and "," as an internal
+  // error ("stoi") when the session started, "3-1" as an empty list.
+  for (const char* bad : {"5-", ",", "3-1", "1,1", "0-2,2", "4096", "1,,2", "-1", "a"}) {
+    CAPTURE(bad);
+    try {
+      parse_core_list(bad, "cpu.cores");
+      FAIL("accepted");
+    } catch (const Error& e) {
+      CHECK(std::string(e.what()).starts_with("cpu.cores: expected a core list"));
+    }
+  }
+  CHECK(error_of("[cpu]\ncores = \"5-\"\n").starts_with("cfg.toml:2:9: cpu.cores: expected a core list"));
+  CHECK(error_of("[cpu]\ncores = \"3-1\"\n").find("descending range '3-1'") != std::string::npos);
+  CHECK(error_of("[cpu]\ncores = \"1,1\"\n").find("CPU 1 listed twice") != std::string::npos);
+}
+
 TEST_CASE("offload config: offload.mode, and the key it replaced names it") {
   OffloadConfig c;
   CHECK(c.offload.mode == OffloadMode::kHybrid);  // the default

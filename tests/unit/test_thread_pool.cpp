@@ -2,10 +2,12 @@
 // indices are in range, back-to-back jobs never mix (late workers), exceptions reach the caller.
 // Also built and run under ThreadSanitizer (CS_SANITIZE=thread; docs/TESTING.md).
 #include <doctest/doctest.h>
+#include <sched.h>
 
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -73,12 +75,32 @@ TEST_CASE("thread pool: the first exception of a job reaches run(); the pool sta
 TEST_CASE("thread pool: core selection honours explicit lists and rejects bad options") {
   const std::vector<int> cores = select_cores({});
   CHECK(!cores.empty());
-  CHECK(select_cores(ThreadPoolOptions{.threads = 3, .cores = {0}}) == std::vector<int>{0, 0, 0});
-  CHECK(select_cores(ThreadPoolOptions{.cores = {0}}) == std::vector<int>{0});
+  // The first CPU this process may run on, and one it may not (the mask may exclude CPU 0).
+  cpu_set_t allowed;
+  REQUIRE(sched_getaffinity(0, sizeof(allowed), &allowed) == 0);
+  int first = -1, outside = -1;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &allowed) && first < 0) first = c;
+    if (!CPU_ISSET(c, &allowed)) outside = c;
+  }
+  REQUIRE(first >= 0);
+  CHECK(select_cores(ThreadPoolOptions{.threads = 3, .cores = {first}}) ==
+        std::vector<int>{first, first, first});
+  CHECK(select_cores(ThreadPoolOptions{.cores = {first}}) == std::vector<int>{first});
   CHECK_THROWS_AS(select_cores(ThreadPoolOptions{.threads = -1}), Error);
   CHECK_THROWS_AS(select_cores(ThreadPoolOptions{.cores = {-3}}), Error);
   CHECK_THROWS_AS(select_cores(ThreadPoolOptions{.numa_node = 999}), Error);
-  ThreadPool pool(ThreadPoolOptions{.cores = {0}});
+  if (outside >= 0) {  // a CPU outside the mask: an error naming it and what is available
+    try {
+      select_cores(ThreadPoolOptions{.cores = {first, outside}});
+      FAIL("no error for CPU " << outside);
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      CHECK(m.find("CPU " + std::to_string(outside) + " is not available") != std::string::npos);
+      CHECK(m.find("available: ") != std::string::npos);
+    }
+  }
+  ThreadPool pool(ThreadPoolOptions{.cores = {first}});
   CHECK(pool.size() == 1);
   MESSAGE("default pool here: " << cores.size() << " threads");
 }

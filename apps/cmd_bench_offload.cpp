@@ -150,9 +150,8 @@ Result run_variant(const Model& model, const ExpertLocator* loc, const Variant& 
     const double cpu_bytes = double(r.decode_t.cpu) / a.generate * blob;
     const double t_copy = ch.copy_rate > 0 ? misses * blob / ch.copy_rate + t_nvme : 0;
     const double t_cpu = ch.dram_read_rate > 0 ? cpu_bytes / ch.dram_read_rate : 0;
-    const double t_bound = ch.copy_rate > 0 && (cpu_bytes == 0 || ch.dram_read_rate > 0)
-                               ? std::max(t_copy, t_cpu)
-                               : 0;
+    const double t_bound =
+        ch.copy_rate > 0 && (cpu_bytes == 0 || ch.dram_read_rate > 0) ? std::max(t_copy, t_cpu) : 0;
     r.decode_bound = t_bound > 0 ? 1.0 / t_bound : 0;
     // Both channels at once: every miss (copied or computed on the CPU) at the rate the copies
     // and the CPU's DRAM reads reached together.

@@ -202,7 +202,8 @@ struct Staged {
     if constexpr (is_quant<DT>()) {
       const int nb = C / 32;
       q = static_cast<const uint4*>(smem) + int64_t(seg) * C / 16;
-      s = reinterpret_cast<const float*>(static_cast<const uint4*>(smem) + int64_t(segments) * C / 16) +
+      s = reinterpret_cast<const float*>(static_cast<const uint4*>(smem) +
+                                         int64_t(segments) * C / 16) +
           seg * nb;
       bs = s + segments * nb;
       n = nb;
@@ -240,12 +241,13 @@ struct Staged {
 };
 
 // The int8 codes of a block of 32 values v (in registers), their scale and scaled sum.
-__device__ __forceinline__ void quantize_block(const float4 (&v)[8], uint4& lo, uint4& hi,
-                                               float& s, float& bs) {
+__device__ __forceinline__ void quantize_block(const float4 (&v)[8], uint4& lo, uint4& hi, float& s,
+                                               float& bs) {
   float amax = 0.0f;
 #pragma unroll
   for (int k = 0; k < 8; ++k)
-    amax = fmaxf(amax, fmaxf(fmaxf(fabsf(v[k].x), fabsf(v[k].y)), fmaxf(fabsf(v[k].z), fabsf(v[k].w))));
+    amax = fmaxf(amax,
+                 fmaxf(fmaxf(fabsf(v[k].x), fabsf(v[k].y)), fmaxf(fabsf(v[k].z), fabsf(v[k].w))));
   const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
   uint32_t word[8];
   int sum = 0;

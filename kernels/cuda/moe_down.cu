@@ -7,9 +7,9 @@
 // slots: lane l takes slots l, l + 32, ... (30B shape: 8 x 24 = 192 slots, 6 per lane), and a
 // batch of kBatch slots for each of the kRows rows (8 loads of 16 bytes) is issued before any
 // math. One row per warp and 8 warps per block (2 blocks per SM): the 30B shape's 2048 rows are
-// 2048 warps, about 4 per scheduler. The block first reads every routed expert's view into shared memory (one parallel
-// round trip, not K dependent ones), then requests its first batch of weights, and only then
-// waits for the gate+up kernel that writes act.
+// 2048 warps, about 4 per scheduler. The block first reads every routed expert's view into shared
+// memory (one parallel round trip, not K dependent ones), then requests its first batch of weights,
+// and only then waits for the gate+up kernel that writes act.
 #include "kernels/cuda/gemv.cuh"
 #include "kernels/cuda/launch.h"
 
@@ -17,7 +17,7 @@ namespace cs::cuda {
 namespace {
 
 constexpr int kWarps = 8;
-constexpr int kRows = 1;  // output rows per warp
+constexpr int kRows = 1;   // output rows per warp
 constexpr int kBatch = 8;  // slots per lane and row in one batch
 constexpr int kMaxK = 8;   // experts per token this kernel takes
 constexpr int kMaxSmem = 96 * 1024;
@@ -33,8 +33,7 @@ struct DownParams {
 };
 
 template <DType DT>
-__global__ void __launch_bounds__(kWarps* kWarp, 2)
-    moe_down_kernel(DownParams p) {
+__global__ void __launch_bounds__(kWarps* kWarp, 2) moe_down_kernel(DownParams p) {
   constexpr int WPC = weights_per_chunk<DT>();
   const int t = blockIdx.y, K = p.K, I = p.I;
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
@@ -98,8 +97,7 @@ __global__ void __launch_bounds__(kWarps* kWarp, 2)
       Staged<DT>(smem4, I, K, j, vec).load(c, xv);
       const float wj = wts[j];
 #pragma unroll
-      for (int r = 0; r < kRows; ++r)
-        acc[r] += wj * chunk_value<DT>(w[r][u], dm[r][u], xv, asym);
+      for (int r = 0; r < kRows; ++r) acc[r] += wj * chunk_value<DT>(w[r][u], dm[r][u], xv, asym);
     }
   }
   if (!vec) {  // unaligned rows of a float dtype: plain layout, one element at a time

@@ -118,9 +118,11 @@ bool read_weights(const Model& m, cs_progress_fn progress, void* user) {
 
 void check_device(const std::string& d) {
   if (d == "auto" || d == "cpu" || d == "cuda") return;
-  if (d.rfind("cuda:", 0) == 0 && d.size() > 5 &&
-      d.find_first_not_of("0123456789", 5) == std::string::npos)
-    return;
+  if (d.rfind("cuda:", 0) == 0) try {
+      cuda_device_index(d, "params.device");  // digits that fit an int
+      return;
+    } catch (const Error&) {
+    }
   fail(ErrorKind::kInvalidArgument,
        "cs_model_load: device '{}' is not auto, cpu, cuda or cuda:N (params.device)", d);
 }

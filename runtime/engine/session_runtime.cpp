@@ -77,17 +77,20 @@ std::unique_ptr<Backend> make_device_backend(const std::string& device, const Lo
       std::fprintf(stderr, "coldstream: %s\n", note.c_str());
     return make_cpu_backend();
   }
-  if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
-    int index = 0;
-    if (device.size() > 5) {
-      auto [p, ec] = std::from_chars(device.data() + 5, device.data() + device.size(), index);
-      if (ec != std::errc() || p != device.data() + device.size() || index < 0)
-        fail(ErrorKind::kInvalidArgument, "{}: '{}' is not cuda:N with N a GPU index", what,
-             device);
-    }
-    return make_cuda_backend(index);
-  }
+  if (device == "cuda" || device.rfind("cuda:", 0) == 0)
+    return make_cuda_backend(cuda_device_index(device, what));
   fail(ErrorKind::kInvalidArgument, "{}: '{}' is not cpu, cuda, cuda:N or auto", what, device);
+}
+
+int cuda_device_index(const std::string& device, const std::string& what) {
+  if (device == "cuda") return 0;
+  int index = -1;
+  const char* end = device.data() + device.size();
+  if (device.rfind("cuda:", 0) == 0) {
+    const auto [p, ec] = std::from_chars(device.data() + 5, end, index);
+    if (ec == std::errc() && p == end && index >= 0) return index;
+  }
+  fail(ErrorKind::kInvalidArgument, "{}: '{}' is not cuda:N with N a GPU index", what, device);
 }
 
 std::vector<std::string> apply_offload_toml(std::string_view text, const std::string& origin,
@@ -155,7 +158,7 @@ OffloadRuntime::OffloadRuntime(const Model& model, const OffloadConfig& config,
   const std::string d = resolve_device(device, config.device);
   if (d.rfind("cuda", 0) == 0) {
     CudaBackendOptions o;
-    o.device = d.size() > 5 ? std::stoi(d.substr(5)) : 0;
+    o.device = cuda_device_index(d, device == "auto" ? "device.gpu" : "--device");
     o.vram_budget = config.device.vram_budget;
     config_.device.gpu = o.device;
     device_ = make_cuda_backend(o);

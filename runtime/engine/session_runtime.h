@@ -44,6 +44,9 @@ using LogFn = std::function<void(const std::string&)>;
 std::unique_ptr<Backend> make_device_backend(const std::string& device, const LogFn& log = {},
                                              const std::string& what = "--device");
 
+// N of "cuda" (0) or "cuda:N". Throws cs::Error (kInvalidArgument) naming `what` otherwise.
+int cuda_device_index(const std::string& device, const std::string& what);
+
 // The KV cache's element type for device.kv_dtype on a resolved device ("cpu", "cuda", "cuda:N"):
 // "auto" is F16 on CUDA (half the memory of F32, as llama.cpp's default; 3 more mantissa bits
 // than BF16: a tenth of its logit error, tests/model/test_session_runtime.cpp) and F32 on the

@@ -38,7 +38,8 @@ std::vector<float> rounded_input(std::vector<float> x, DType dt) {
 void int8_moe_reference(const MoeArgs& a, const std::vector<ExpertWeights>& table,
                         std::vector<float>& out) {
   const int H = a.hidden, I = a.inter;
-  std::vector<float> g(static_cast<size_t>(I)), u(static_cast<size_t>(I)), y(static_cast<size_t>(H));
+  std::vector<float> g(static_cast<size_t>(I)), u(static_cast<size_t>(I)),
+      y(static_cast<size_t>(H));
   for (int t = 0; t < a.T; ++t) {
     const std::vector<float> xt =
         int8_rounded(std::vector<float>(a.x + int64_t(t) * H, a.x + int64_t(t + 1) * H));

@@ -3,7 +3,10 @@
 // and leaves the context as it was.
 #include <doctest/doctest.h>
 
+#include <string>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "common/error.h"
 #include "runtime/engine/session_runtime.h"
@@ -146,5 +149,27 @@ TEST_CASE("device.kv_dtype: 16-bit KV cache on the GPU by default, F32 on the CP
             e);
     CHECK(e > 0);  // the cache really is 16-bit
     CHECK(e < k.tolerance);
+  }
+}
+
+TEST_CASE("device names: a bad GPU index is an error naming the flag, with or without offload") {
+  CHECK(cuda_device_index("cuda", "--device") == 0);
+  CHECK(cuda_device_index("cuda:3", "--device") == 3);
+  auto model = Model::load(test::fixture("qwen3moe"));
+  for (const char* bad : {"cuda:x", "cuda:", "cuda:-1", "cuda:99999999999", "cuda:1x"}) {
+    CAPTURE(bad);
+    for (bool offload : {false, true}) {
+      CAPTURE(offload);
+      RuntimeConfig c = cpu_config(offload);
+      c.device = bad;
+      // The offload path used to parse N with std::stoi: "internal error: stoi".
+      try {
+        SessionRuntime rt(*model, c);
+        FAIL("accepted");
+      } catch (const Error& e) {
+        CHECK(std::string(e.what()) ==
+              fmt::format("--device: '{}' is not cuda:N with N a GPU index", bad));
+      }
+    }
   }
 }

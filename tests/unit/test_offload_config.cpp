@@ -98,7 +98,8 @@ TEST_CASE("offload config: cpu.cores lists parse fully or name the bad item") {
       CHECK(std::string(e.what()).starts_with("cpu.cores: expected a core list"));
     }
   }
-  CHECK(error_of("[cpu]\ncores = \"5-\"\n").starts_with("cfg.toml:2:9: cpu.cores: expected a core list"));
+  CHECK(error_of("[cpu]\ncores = \"5-\"\n")
+            .starts_with("cfg.toml:2:9: cpu.cores: expected a core list"));
   CHECK(error_of("[cpu]\ncores = \"3-1\"\n").find("descending range '3-1'") != std::string::npos);
   CHECK(error_of("[cpu]\ncores = \"1,1\"\n").find("CPU 1 listed twice") != std::string::npos);
 }

@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "runtime/chat/template.h"
 #include "runtime/model/config.h"
+#include "runtime/model/model.h"
 #include "runtime/tokenizer/tokenizer.h"
 
 namespace cs::cli {
@@ -42,15 +43,15 @@ void run_template(const TemplateArgs& a) {
 ChatTemplate chat_template_for_model(const std::string& model_dir) {
   namespace fs = std::filesystem;
   std::string model_type;
-  const fs::path cfg = fs::path(model_dir) / "config.json";
-  if (fs::exists(cfg)) model_type = load_hf_config_file(cfg.string()).model_type;
-  std::unique_ptr<Tokenizer> tok = load_tokenizer_dir(model_dir);
+  std::unique_ptr<Tokenizer> tok = load_model_tokenizer(model_dir, &model_type);
   TokenizerInfo info;
   if (tok) {
     info = tok->info();
   } else {
-    // A directory with only tokenizer_config.json still has a template.
-    info.origin = (fs::path(model_dir) / "tokenizer_config.json").string();
+    // A directory with only tokenizer_config.json, or a packed file's model type, still has one.
+    info.origin = fs::is_directory(model_dir)
+                      ? (fs::path(model_dir) / "tokenizer_config.json").string()
+                      : model_dir;
     if (!fs::exists(info.origin) && model_type.empty())
       fail(ErrorKind::kNotFound,
            "--model {}: no config.json, tokenizer.json, tokenizer.model or "
@@ -64,7 +65,8 @@ void register_template(CLI::App& app) {
   auto a = std::make_shared<TemplateArgs>();
   CLI::App* cmd =
       app.add_subcommand("template", "Print the prompt a conversation renders to (chat template)");
-  cmd->add_option("--model,-m", a->model, "Model directory (tokenizer_config.json, config.json)")
+  cmd->add_option("--model,-m", a->model,
+                  "Model directory (tokenizer_config.json, config.json) or packed .cst file")
       ->required();
   cmd->add_option("--messages", a->messages,
                   "JSON file: [{\"role\": \"user\", \"content\": \"...\"}, ...]")

@@ -10,6 +10,7 @@
 
 #include "apps/cli_common.h"
 #include "common/error.h"
+#include "runtime/model/model.h"
 #include "runtime/tokenizer/tokenizer.h"
 
 namespace cs::cli {
@@ -141,17 +142,20 @@ std::unique_ptr<Tokenizer> load_cli_tokenizer(const std::string& model,
   if (model.empty() == tokenizer.empty())
     fail(ErrorKind::kInvalidArgument, "give exactly one of --model PATH or --tokenizer FILE");
   if (!tokenizer.empty()) return load_tokenizer_file(tokenizer);
-  auto t = load_tokenizer_dir(model);
+  auto t = load_model_tokenizer(model);
   if (!t)
     fail(ErrorKind::kNotFound,
-         "--model {}: no tokenizer.json or tokenizer.model in the model directory", model);
+         "--model {}: no tokenizer (tokenizer.json or tokenizer.model in a model directory, or "
+         "one stored in a packed file)",
+         model);
   return t;
 }
 
 void register_tokenize(CLI::App& app) {
   auto a = std::make_shared<TokenizeArgs>();
   CLI::App* cmd = app.add_subcommand("tokenize", "Print the tokens of a text");
-  cmd->add_option("--model,-m", a->model, "Model directory (its tokenizer is used)");
+  cmd->add_option("--model,-m", a->model,
+                  "Model directory or packed .cst file (its tokenizer is used)");
   cmd->add_option("--tokenizer,-t", a->tokenizer,
                   "Tokenizer file: tokenizer.json, a gguf-vocab .json or a SentencePiece .model");
   cmd->add_flag("--ids-only", a->ids_only, "Print only the ids, comma-separated");
@@ -166,7 +170,8 @@ void register_bench_tokenizer(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* cmd = app.add_subcommand("bench-tokenizer",
                                      "Measure tokenizer load time and encode speed on one core");
-  cmd->add_option("--model,-m", a->model, "Model directory (its tokenizer is used)");
+  cmd->add_option("--model,-m", a->model,
+                  "Model directory or packed .cst file (its tokenizer is used)");
   cmd->add_option("--tokenizer,-t", a->tokenizer, "Tokenizer file");
   cmd->add_option("--file", a->file, "Text to encode (default: generated mixed text)");
   cmd->add_option("--mb", a->megabytes, "Megabytes of generated text")->capture_default_str();

@@ -71,4 +71,12 @@ assert abs(c["combined_rate"] - c["copy_rate_with_reads"] - c["dram_read_with_co
 assert all(r["combined_bound"] > 0 for r in d["runs"]), d["runs"]
 assert all(0 < r["decode_bound"] < 10 * r["combined_bound"] for r in d["runs"]), d["runs"]
 PY
+# tokenize and template take a packed file's stored tokenizer (they used to read directories only).
+demo="$(dirname "$0")/../models/coldstream-demo.cst"
+# (the ids equal the loaded model's tokenizer's: tests/model/test_demo_model.cpp)
+"$cs" tokenize --model "$demo" --ids-only "Hello, world" | grep -Eq '^[0-9]+(,[0-9]+)+$' ||
+  fail "tokenize --model demo.cst: $("$cs" tokenize --model "$demo" --ids-only "Hello, world" 2>&1)"
+printf '[{"role": "user", "content": "hi"}]' >"$tmp/msg.json"
+"$cs" template --model "$demo" --messages "$tmp/msg.json" | grep -q '<|im_start|>assistant' ||
+  fail "template --model demo.cst gave no ChatML prompt"
 echo "cli_smoke: 1 passed, 0 failed"

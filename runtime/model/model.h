@@ -17,6 +17,14 @@ namespace cs {
 class Tokenizer;
 class PackedFile;
 
+// The tokenizer of a model path without loading its weights: tokenizer.json or tokenizer.model
+// (with tokenizer_config.json) of a Hugging Face directory, or the one stored in a packed file
+// (with its stored chat template and special tokens). Null when the model has none; `model_type`
+// (optional) gets config.json's or the packed header's model type. Throws cs::Error for a path
+// that is neither, or a damaged file.
+std::unique_ptr<Tokenizer> load_model_tokenizer(const std::string& path,
+                                                std::string* model_type = nullptr);
+
 class Model {
  public:
   // Loads a Hugging Face directory or a packed .cst file (recognised by its magic). Throws

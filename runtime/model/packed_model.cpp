@@ -1,8 +1,11 @@
 // Model::load_packed: a model over a packed file's mapping.
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 
 #include "common/error.h"
+#include "runtime/format/packed_format.h"
 #include "runtime/format/packed_reader.h"
 #include "runtime/model/model.h"
 #include "runtime/model/weight_id.h"
@@ -43,7 +46,41 @@ class PackedExpertStore final : public ExpertStore {
   std::unique_ptr<std::atomic<uint8_t>[]> verified_;
 };
 
+std::unique_ptr<Tokenizer> packed_tokenizer(const PackedFile& file) {
+  const auto blob = file.tokenizer_blob();
+  if (!blob) return nullptr;
+  auto tok = load_tokenizer(blob->kind, blob->bytes, file.path());
+  // The chat template and BOS/EOS come from the tokenizer_config.json the converter stored.
+  nlohmann::json config = file.chat().value("tokenizer_config", nlohmann::json::object());
+  if (file.chat().contains("chat_template")) config["chat_template"] = file.chat()["chat_template"];
+  if (!config.empty()) {
+    TokenizerInfo info = tok->info();
+    apply_hf_tokenizer_config(config.dump(), file.path() + " (tokenizer_config)", &info);
+    tok->set_info(std::move(info));
+  }
+  return tok;
+}
+
 }  // namespace
+
+std::unique_ptr<Tokenizer> load_model_tokenizer(const std::string& path, std::string* model_type) {
+  namespace fs = std::filesystem;
+  if (!fs::exists(path)) fail(ErrorKind::kNotFound, "{}: no such file or directory", path);
+  if (fs::is_directory(path)) {
+    const fs::path cfg = fs::path(path) / "config.json";
+    if (model_type && fs::exists(cfg)) *model_type = load_hf_config_file(cfg.string()).model_type;
+    return load_tokenizer_dir(path);
+  }
+  std::ifstream in(path, std::ios::binary);
+  uint8_t magic[8] = {};
+  in.read(reinterpret_cast<char*>(magic), sizeof(magic));
+  if (!is_packed_magic(magic, size_t(in.gcount())))
+    fail(ErrorKind::kUnsupported,
+         "{}: expected a Hugging Face model directory or a packed .cst file", path);
+  const PackedFile file(path);
+  if (model_type) *model_type = file.config().model_type;
+  return packed_tokenizer(file);
+}
 
 std::unique_ptr<Model> Model::load_packed(const std::string& path) {
   auto file = std::make_shared<const PackedFile>(path);
@@ -80,19 +117,7 @@ std::unique_ptr<Model> Model::load_packed(const std::string& path) {
     }
   }
   m->experts_ = std::make_unique<PackedExpertStore>(file);
-  if (auto blob = file->tokenizer_blob()) {
-    auto tok = load_tokenizer(blob->kind, blob->bytes, path);
-    // The chat template and BOS/EOS come from the tokenizer_config.json the converter stored.
-    nlohmann::json config = file->chat().value("tokenizer_config", nlohmann::json::object());
-    if (file->chat().contains("chat_template"))
-      config["chat_template"] = file->chat()["chat_template"];
-    if (!config.empty()) {
-      TokenizerInfo info = tok->info();
-      apply_hf_tokenizer_config(config.dump(), path + " (tokenizer_config)", &info);
-      tok->set_info(std::move(info));
-    }
-    m->set_tokenizer(std::move(tok));
-  }
+  m->set_tokenizer(packed_tokenizer(*file));
   if (file->chat().contains("description") && file->chat()["description"].is_string())
     m->description_ = file->chat()["description"].get<std::string>();
   m->packed_ = std::move(file);

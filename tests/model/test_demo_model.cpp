@@ -8,8 +8,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/error.h"
 #include "kernels/backend.h"
 #include "runtime/eval/perplexity.h"
+#include "runtime/model/model.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tests/common/fixtures.h"
 
@@ -38,6 +40,28 @@ TEST_CASE("default model: loads with its SentencePiece tokenizer and description
   CHECK(model->config().n_experts_per_tok >= 4);
   CHECK(model->config().n_layers >= 8);
   CHECK(model->experts().host_view(0, 0).gate.dtype == DType::kQ4);
+}
+
+TEST_CASE("load_model_tokenizer: the tokenizer of a packed file or a directory, no weights") {
+  // tokenize, bench-tokenizer and template take --model F.cst too (they read directories only).
+  auto model = Model::load(demo_model());
+  std::string type;
+  const std::unique_ptr<Tokenizer> tok = load_model_tokenizer(demo_model(), &type);
+  REQUIRE(tok != nullptr);
+  CHECK(type == model->config().model_type);
+  const std::string text = "<|im_start|>user\nHello, world: 3.14 naïve ü<|im_end|>";
+  CHECK(tok->encode(text) == model->tokenizer()->encode(text));
+  CHECK(tok->info().chat_template == model->tokenizer()->info().chat_template);
+  CHECK(tok->info().eos_token == model->tokenizer()->info().eos_token);
+  // A directory: its tokenizer.json, and config.json's model type.
+  auto dir = Model::load(test::fixture("qwen3moe"));
+  const std::unique_ptr<Tokenizer> dtok = load_model_tokenizer(test::fixture("qwen3moe"), &type);
+  CHECK(type == dir->config().model_type);
+  CHECK((dtok != nullptr) == (dir->tokenizer() != nullptr));
+  if (dtok) CHECK(dtok->encode(text) == dir->tokenizer()->encode(text));
+  CHECK_THROWS_WITH_AS(load_model_tokenizer(test::fixture("demo/heldout_small.txt")),
+                       doctest::Contains("expected a Hugging Face model directory or a packed"),
+                       Error);
 }
 
 TEST_CASE("default model: held-out perplexity of the INT4 file is within 5% of PyTorch BF16") {

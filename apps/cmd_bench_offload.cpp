@@ -362,6 +362,31 @@ void run_bench(const BenchArgs& a) {
   if (a.model.empty() == a.synthetic.empty())
     fail(ErrorKind::kInvalidArgument, "bench: give exactly one of --model and --synthetic");
   const OffloadConfig base = a.offload->resolve();
+  // The variants first: a bad --modes fails before the model loads and the channels are measured.
+  std::vector<Variant> variants;
+  if (!a.modes.empty()) {
+    for (const std::string& m : split_commas(a.modes)) {
+      const auto mode = parse_offload_mode(m);
+      if (!mode)
+        fail(ErrorKind::kInvalidArgument, "--modes: expected hybrid, cpu or stream, got '{}'", m);
+      Variant v{fmt::format("mode {}", m), base, false};
+      v.cfg.offload.mode = *mode;
+      variants.push_back(v);
+    }
+  } else if (!a.ablation) {
+    variants.push_back({"configured", base, false});
+  } else {
+    for (const char* cache : {"none", "lru", "router_freq"})
+      for (int horizon : {0, 1, 2}) {
+        Variant v{fmt::format("cache {} / {}", cache,
+                              horizon ? fmt::format("lookahead {}", horizon) : "no prefetch"),
+                  base, std::string(cache) == "none"};
+        if (!v.no_cache) v.cfg.cache.policy = *parse_policy_kind(cache);
+        v.cfg.predictor.kind = horizon ? PredictorKind::kLookahead : PredictorKind::kNone;
+        v.cfg.predictor.horizon = std::max(1, horizon);
+        variants.push_back(v);
+      }
+  }
   auto log = [](const std::string& s) { fmt::print(stderr, "{}\n", s); };
   std::unique_ptr<Model> owned;
   ExpertLocator locator;
@@ -392,30 +417,6 @@ void run_bench(const BenchArgs& a) {
   // Without measured channels (--no-channels) every bound is reported as n/a: a guessed rate
   // would print a bound the run can exceed.
 
-  std::vector<Variant> variants;
-  if (!a.modes.empty()) {
-    for (const std::string& m : split_commas(a.modes)) {
-      const auto mode = parse_offload_mode(m);
-      if (!mode)
-        fail(ErrorKind::kInvalidArgument, "--modes: expected hybrid, cpu or stream, got '{}'", m);
-      Variant v{fmt::format("mode {}", m), base, false};
-      v.cfg.offload.mode = *mode;
-      variants.push_back(v);
-    }
-  } else if (!a.ablation) {
-    variants.push_back({"configured", base, false});
-  } else {
-    for (const char* cache : {"none", "lru", "router_freq"})
-      for (int horizon : {0, 1, 2}) {
-        Variant v{fmt::format("cache {} / {}", cache,
-                              horizon ? fmt::format("lookahead {}", horizon) : "no prefetch"),
-                  base, std::string(cache) == "none"};
-        if (!v.no_cache) v.cfg.cache.policy = *parse_policy_kind(cache);
-        v.cfg.predictor.kind = horizon ? PredictorKind::kLookahead : PredictorKind::kNone;
-        v.cfg.predictor.horizon = std::max(1, horizon);
-        variants.push_back(v);
-      }
-  }
   nlohmann::json out = {{"channels",
                          {{"copy_rate", ch.copy_rate},
                           {"pageable_copy_rate", ch.pageable_copy_rate},

@@ -71,6 +71,10 @@ assert abs(c["combined_rate"] - c["copy_rate_with_reads"] - c["dram_read_with_co
 assert all(r["combined_bound"] > 0 for r in d["runs"]), d["runs"]
 assert all(0 < r["decode_bound"] < 10 * r["combined_bound"] for r in d["runs"]), d["runs"]
 PY
+# A bad --modes fails before the model is built and the channels are measured.
+out=$("$cs" bench-offload --synthetic tiny --modes hybrid,foo 2>&1) && fail "bench-offload --modes foo accepted"
+echo "$out" | grep -q "got 'foo'" || fail "bench-offload --modes foo: $out"
+echo "$out" | grep -q "^channels" && fail "bench-offload --modes foo measured the channels first"
 # tokenize and template take a packed file's stored tokenizer (they used to read directories only).
 demo="$(dirname "$0")/../models/coldstream-demo.cst"
 # (the ids equal the loaded model's tokenizer's: tests/model/test_demo_model.cpp)

@@ -48,32 +48,39 @@ Transformer::Transformer(const Model& model, Backend& backend, MoeExecutor* moe,
   const size_t act_bytes = 4 * (T * (3 * H + size_t(c.q_dim()) * 2 + 2 * size_t(c.kv_dim()) + H +
                                      std::max<size_t>(1, c.n_experts) + 2 * K + 3) +
                                 size_t(logits_rows_) * size_t(c.vocab_size) + size_t(c.head_dim));
-  if (!backend.host_memory()) {
-    size_t dense = (host_embed_ ? 0 : placed_bytes(hw.embed)) + placed_bytes(hw.final_norm);
-    if (hw.lm_head.data != hw.embed.data) dense += placed_bytes(hw.lm_head);
+  // Against the budget before anything is allocated, so a budget too small to start names what
+  // needs how much (weights in host memory are used in place: only the KV cache and scratch count).
+  const size_t budget = backend.memory_budget();
+  if (budget || !backend.host_memory()) {
+    const bool place = !backend.host_memory();
+    size_t dense = 0;
+    if (place) dense = (host_embed_ ? 0 : placed_bytes(hw.embed)) + placed_bytes(hw.final_norm);
+    if (place && hw.lm_head.data != hw.embed.data) dense += placed_bytes(hw.lm_head);
     for (const LayerWeights& s : hw.layers)
       for (const MatView* v : {&s.attn_norm, &s.wq, &s.wk, &s.wv, &s.wo, &s.q_norm, &s.k_norm,
                                &s.ffn_norm, &s.router, &s.dense.gate, &s.dense.up, &s.dense.down})
-        dense += placed_bytes(*v);
+        if (place) dense += placed_bytes(*v);
     size_t experts = 0;
-    if (!moe_)
+    if (place && !moe_)
       for (int l = 0; l < c.n_layers; ++l)
         if (moe_layers[l])
           for (int e = 0; e < model.experts().n_experts(); ++e)
             experts += placed_bytes(model.experts().host_view(l, e));
     const size_t kv_total = 2 * size_t(c.n_layers) * kv_bytes;
     const size_t total = dense + experts + kv_total + act_bytes;
-    const size_t budget = backend.memory_budget();
     if (budget && backend.memory_used() + total > budget)
       fail(ErrorKind::kOutOfMemory,
-           "VRAM budget of {} is too small for this model resident on {}: non-expert weights "
-           "need {}, experts {}, the KV cache {} ({} tokens, {}), activations and logits {} "
-           "({} tokens per chunk); {} in all ({} already in use). Raise the budget, shorten the "
-           "context or offload experts",
+           "VRAM budget (device.vram_budget, --vram-budget) of {} is too small for this model "
+           "on {}: non-expert weights need {}, {}the KV cache {} ({} tokens, {}), activations "
+           "and logits {} ({} tokens per chunk); {} in all ({} already in use){}. Raise the "
+           "budget or shorten the context{}",
            format_bytes(double(budget)), backend.name(), format_bytes(double(dense)),
-           format_bytes(double(experts)), format_bytes(double(kv_total)), n_ctx_,
-           dtype_name(kv_dtype_), format_bytes(double(act_bytes)), max_T_,
-           format_bytes(double(total)), format_bytes(double(backend.memory_used())));
+           moe_ ? std::string() : fmt::format("experts {}, ", format_bytes(double(experts))),
+           format_bytes(double(kv_total)), n_ctx_, dtype_name(kv_dtype_),
+           format_bytes(double(act_bytes)), max_T_, format_bytes(double(total)),
+           format_bytes(double(backend.memory_used())),
+           moe_ ? ", before any expert slot of the offload engine" : "",
+           moe_ ? "" : ", or offload experts");
   }
   const size_t used0 = backend.memory_used();
 

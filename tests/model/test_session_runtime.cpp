@@ -173,3 +173,21 @@ TEST_CASE("device names: a bad GPU index is an error naming the flag, with or wi
     }
   }
 }
+
+TEST_CASE("a VRAM budget too small to start names the key and what needs how much") {
+  auto model = Model::load(test::fixture("qwen3moe"));
+  RuntimeConfig c = cpu_config(true);
+  c.set("device.vram_budget", "1KiB", "--vram-budget");
+  // The budgeted host backend used to fail at its first allocation ("GPU memory budget exceeded:
+  // allocating ..."), naming neither the key nor what the memory was for.
+  try {
+    SessionRuntime rt(*model, c);
+    FAIL("started");
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    CHECK(e.kind() == ErrorKind::kOutOfMemory);
+    CHECK(m.starts_with("VRAM budget (device.vram_budget, --vram-budget) of 1.0 KiB is too small"));
+    CHECK(m.find("the KV cache") != std::string::npos);
+    CHECK(m.find("before any expert slot of the offload engine") != std::string::npos);
+  }
+}

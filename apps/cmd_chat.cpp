@@ -269,7 +269,8 @@ class Repl {
         pos = end + 1;
       }
     } else {
-      t += "offload: off (every expert resident; --config or the offload flags turn it on)\n";
+      t += "offload: off (every expert resident: no offload settings, or the whole model fits the "
+           "GPU budget)\n";
     }
     t += nvml_summary() + "\n";
     fmt::print("{}{}{}", style_.dim(), t, style_.reset());

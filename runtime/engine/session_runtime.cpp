@@ -7,10 +7,15 @@
 #include <charconv>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "common/error.h"
+#include "common/units.h"
 #include "kernels/cuda_backend.h"
+#include "offload/cuda_support.h"
+#include "runtime/engine/placement.h"
+#include "runtime/engine/transformer.h"
 
 namespace cs {
 namespace {
@@ -188,7 +193,11 @@ SessionRuntime::SessionRuntime(const Model& model, const RuntimeConfig& config, 
   so.transformer.max_batch = config.offload.device.max_batch;
   device_name_ = resolve_device(config.device, config.offload.device);
   so.transformer.kv_dtype = kv_cache_dtype(config.offload.device.kv_dtype, device_name_);
-  if (!config.use_offload) {
+  // Offload settings on a GPU where every expert fits: run resident (CUDA graphs, no host work
+  // per layer; S30-fit on the H200: 924 tok/s resident against 347-412 through the engine).
+  const bool resident = !config.use_offload ||
+                        (device_name_.rfind("cuda", 0) == 0 && resident_on_gpu(config, so, log));
+  if (resident && !session_) {
     backend_ = device_name_ == "cpu" ? make_cpu_backend(cpu_options(config.offload.cpu))
                                      : make_device_backend(device_name_, log);
     active_ = backend_.get();
@@ -201,7 +210,7 @@ SessionRuntime::SessionRuntime(const Model& model, const RuntimeConfig& config, 
       cancel_moe_ = std::make_unique<CancellableMoe>(*resident_moe_);
     }
     session_ = std::make_unique<Session>(model, *backend_, so, cancel_moe_.get());
-  } else {
+  } else if (!resident) {
     OffloadOptions oo;
     oo.log = log;
     offload_ = std::make_unique<OffloadRuntime>(model, config.offload, device_name_, std::move(oo));
@@ -214,6 +223,65 @@ SessionRuntime::SessionRuntime(const Model& model, const RuntimeConfig& config, 
 }
 
 SessionRuntime::~SessionRuntime() = default;
+
+std::optional<std::string> resident_fit(const Model& model, const TransformerOptions& options,
+                                        uint64_t budget, uint64_t reserve) {
+  const ModelConfig& c = model.config();
+  Footprint f = transformer_footprint(model, options, /*device_memory=*/true,
+                                      /*host_embed=*/false, /*resident_experts=*/false);
+  // Experts from one expert's size (the offload engine requires one shape): viewing every blob
+  // of a packed file would read and verify all of them just to decide.
+  int moe_layers = 0, first = -1;
+  for (int l = 0; l < c.n_layers; ++l)
+    if (c.is_moe_layer(l)) ++moe_layers, first = first < 0 ? l : first;
+  if (first >= 0)
+    f.experts = size_t(moe_layers) * size_t(model.experts().n_experts()) *
+                placed_bytes(model.experts().host_view(first, 0));
+  const uint64_t need = f.total() + reserve;
+  if (budget == 0 || need > budget) return std::nullopt;
+  return fmt::format(
+      "every expert fits in {} of GPU memory (experts {}, other weights {}, KV cache {}, "
+      "activations {}, reserve {}): running resident; the offload settings are not needed",
+      format_bytes(double(budget)), format_bytes(double(f.experts)), format_bytes(double(f.dense)),
+      format_bytes(double(f.kv)), format_bytes(double(f.act)), format_bytes(double(reserve)));
+}
+
+bool SessionRuntime::resident_on_gpu(const RuntimeConfig& config, const SessionOptions& so,
+                                     const LogFn& log) {
+  const DeviceConfig& d = config.offload.device;
+  const int gpu =
+      cuda_device_index(device_name_, config.device == "auto" ? "device.gpu" : "--device");
+  uint64_t budget = d.vram_budget;
+  if (budget == 0)
+    if (const auto m = cuda_memory_info(gpu)) budget = m->free;
+  const std::optional<std::string> fit =
+      resident_fit(model_, so.transformer, budget, d.reserve ? d.reserve : 768ull << 20);
+  if (!fit) return false;
+  auto note = [&](const std::string& s) {
+    if (log)
+      log(s);
+    else
+      std::fprintf(stderr, "coldstream: %s\n", s.c_str());
+  };
+  CudaBackendOptions o;
+  o.device = gpu;
+  o.vram_budget = d.vram_budget;
+  try {
+    backend_ = make_cuda_backend(o);
+    active_ = backend_.get();
+    session_ = std::make_unique<Session>(model_, *backend_, so, nullptr);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kOutOfMemory) throw;
+    session_.reset();
+    backend_.reset();
+    active_ = nullptr;
+    note(fmt::format("the model did not fit resident after all ({}); starting the offload engine",
+                     e.what()));
+    return false;
+  }
+  note(*fit);
+  return true;
+}
 
 const OffloadTelemetry* SessionRuntime::telemetry() {
   return offload_ ? &offload_->executor()->telemetry() : nullptr;

@@ -6,7 +6,8 @@
 // One configuration file feeds everything: [chat] and [sampling] belong to the chat (read by its
 // owner), every other table is the offload engine's (docs/CONFIG.md). The offload engine runs
 // when a key other than the device's own (device.backend, device.gpu, device.context,
-// device.max_batch, device.kv_dtype) is set, in the file or by a flag.
+// device.max_batch, device.kv_dtype) is set, in the file or by a flag, except on a GPU where the
+// whole model fits the budget (resident_fit): then the session runs resident and logs why.
 //
 // Session::cancel() stops a forward pass between MoE layers (cs::Error kCancelled; the context
 // stays as before the call) when the offload engine runs or the backend has no graphs to replay;
@@ -20,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -106,6 +108,12 @@ struct RuntimeMemory {
   uint64_t host_expert_bytes = 0;  // the offload engine's host tier (pinned RAM for experts)
 };
 
+// Under offload settings on a GPU: a note with the sizes when the whole model fits `budget`
+// resident, beside `reserve` for the driver and libraries (experts counted from one expert's size,
+// so no blob is read); nullopt when it does not, or when `budget` is 0.
+std::optional<std::string> resident_fit(const Model& model, const TransformerOptions& options,
+                                        uint64_t budget, uint64_t reserve);
+
 class SessionRuntime {
  public:
   // `n_ctx` > 0 overrides config.offload.device.context. `log` hears notes and warnings (null:
@@ -127,6 +135,10 @@ class SessionRuntime {
   std::string describe() const;
 
  private:
+  // Under offload settings on a GPU: builds the resident session instead when every expert fits
+  // (resident_fit), logging why; false (nothing built) when it does not.
+  bool resident_on_gpu(const RuntimeConfig& config, const SessionOptions& so, const LogFn& log);
+
   const Model& model_;
   std::string device_name_;
   std::unique_ptr<Backend> backend_;  // resident

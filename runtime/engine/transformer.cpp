@@ -22,13 +22,39 @@ bool same_args(const SampleArgs& a, const SampleArgs& b) {
 
 }  // namespace
 
+Footprint transformer_footprint(const Model& model, const TransformerOptions& options,
+                                bool device_memory, bool host_embed, bool resident_experts) {
+  const ModelConfig& c = model.config();
+  const ModelWeights& hw = model.weights();
+  Footprint f;
+  f.n_ctx = options.n_ctx > 0 ? options.n_ctx : std::min(c.max_position_embeddings, 4096);
+  f.max_batch = std::max(1, std::min(options.max_batch, f.n_ctx));
+  f.logits_rows =
+      options.logits_rows > 0 ? std::min(options.logits_rows, f.max_batch) : f.max_batch;
+  const size_t T = size_t(f.max_batch), H = c.hidden_size, K = std::max(1, c.n_experts_per_tok);
+  f.kv = 2 * size_t(c.n_layers) * size_t(f.n_ctx) * c.kv_dim() * kv_elem_bytes(options.kv_dtype);
+  f.act = 4 * (T * (3 * H + size_t(c.q_dim()) * 2 + 2 * size_t(c.kv_dim()) + H +
+                    std::max<size_t>(1, c.n_experts) + 2 * K + 3) +
+               size_t(f.logits_rows) * size_t(c.vocab_size) + size_t(c.head_dim));
+  if (!device_memory) return f;
+  f.dense = (host_embed ? 0 : placed_bytes(hw.embed)) + placed_bytes(hw.final_norm);
+  if (hw.lm_head.data != hw.embed.data) f.dense += placed_bytes(hw.lm_head);
+  for (const LayerWeights& s : hw.layers)
+    for (const MatView* v : {&s.attn_norm, &s.wq, &s.wk, &s.wv, &s.wo, &s.q_norm, &s.k_norm,
+                             &s.ffn_norm, &s.router, &s.dense.gate, &s.dense.up, &s.dense.down})
+      f.dense += placed_bytes(*v);
+  if (resident_experts)
+    for (int l = 0; l < c.n_layers; ++l)
+      if (c.is_moe_layer(l))
+        for (int e = 0; e < model.experts().n_experts(); ++e)
+          f.experts += placed_bytes(model.experts().host_view(l, e));
+  return f;
+}
+
 Transformer::Transformer(const Model& model, Backend& backend, MoeExecutor* moe,
                          TransformerOptions options)
     : model_(model), backend_(backend), moe_(moe), graphs_enabled_(options.graphs) {
   const ModelConfig& c = model.config();
-  n_ctx_ = options.n_ctx > 0 ? options.n_ctx : std::min(c.max_position_embeddings, 4096);
-  max_T_ = std::max(1, std::min(options.max_batch, n_ctx_));
-  logits_rows_ = options.logits_rows > 0 ? std::min(options.logits_rows, max_T_) : max_T_;
   kv_dtype_ = options.kv_dtype;
   if (kv_dtype_ != DType::kF32 && kv_dtype_ != DType::kF16 && kv_dtype_ != DType::kBF16)
     fail(ErrorKind::kInvalidArgument, "kv cache dtype must be F32, F16 or BF16, got {}",
@@ -43,45 +69,28 @@ Transformer::Transformer(const Model& model, Backend& backend, MoeExecutor* moe,
                  (options.host_embeddings == HE::kAuto && moe != nullptr));
   std::vector<bool> moe_layers(static_cast<size_t>(c.n_layers));
   for (int l = 0; l < c.n_layers; ++l) moe_layers[l] = c.is_moe_layer(l);
-  const size_t T = size_t(max_T_), H = c.hidden_size, K = std::max(1, c.n_experts_per_tok);
-  const size_t kv_bytes = size_t(n_ctx_) * c.kv_dim() * kv_elem_bytes(kv_dtype_);
-  const size_t act_bytes = 4 * (T * (3 * H + size_t(c.q_dim()) * 2 + 2 * size_t(c.kv_dim()) + H +
-                                     std::max<size_t>(1, c.n_experts) + 2 * K + 3) +
-                                size_t(logits_rows_) * size_t(c.vocab_size) + size_t(c.head_dim));
   // Against the budget before anything is allocated, so a budget too small to start names what
   // needs how much (weights in host memory are used in place: only the KV cache and scratch count).
+  const Footprint f =
+      transformer_footprint(model, options, !backend.host_memory(), host_embed_, moe_ == nullptr);
+  n_ctx_ = f.n_ctx;
+  max_T_ = f.max_batch;
+  logits_rows_ = f.logits_rows;
   const size_t budget = backend.memory_budget();
-  if (budget || !backend.host_memory()) {
-    const bool place = !backend.host_memory();
-    size_t dense = 0;
-    if (place) dense = (host_embed_ ? 0 : placed_bytes(hw.embed)) + placed_bytes(hw.final_norm);
-    if (place && hw.lm_head.data != hw.embed.data) dense += placed_bytes(hw.lm_head);
-    for (const LayerWeights& s : hw.layers)
-      for (const MatView* v : {&s.attn_norm, &s.wq, &s.wk, &s.wv, &s.wo, &s.q_norm, &s.k_norm,
-                               &s.ffn_norm, &s.router, &s.dense.gate, &s.dense.up, &s.dense.down})
-        if (place) dense += placed_bytes(*v);
-    size_t experts = 0;
-    if (place && !moe_)
-      for (int l = 0; l < c.n_layers; ++l)
-        if (moe_layers[l])
-          for (int e = 0; e < model.experts().n_experts(); ++e)
-            experts += placed_bytes(model.experts().host_view(l, e));
-    const size_t kv_total = 2 * size_t(c.n_layers) * kv_bytes;
-    const size_t total = dense + experts + kv_total + act_bytes;
-    if (budget && backend.memory_used() + total > budget)
-      fail(ErrorKind::kOutOfMemory,
-           "VRAM budget (device.vram_budget, --vram-budget) of {} is too small for this model "
-           "on {}: non-expert weights need {}, {}the KV cache {} ({} tokens, {}), activations "
-           "and logits {} ({} tokens per chunk); {} in all ({} already in use){}. Raise the "
-           "budget or shorten the context{}",
-           format_bytes(double(budget)), backend.name(), format_bytes(double(dense)),
-           moe_ ? std::string() : fmt::format("experts {}, ", format_bytes(double(experts))),
-           format_bytes(double(kv_total)), n_ctx_, dtype_name(kv_dtype_),
-           format_bytes(double(act_bytes)), max_T_, format_bytes(double(total)),
-           format_bytes(double(backend.memory_used())),
-           moe_ ? ", before any expert slot of the offload engine" : "",
-           moe_ ? "" : ", or offload experts");
-  }
+  if (budget && backend.memory_used() + f.total() > budget)
+    fail(ErrorKind::kOutOfMemory,
+         "VRAM budget (device.vram_budget, --vram-budget) of {} is too small for this model "
+         "on {}: non-expert weights need {}, {}the KV cache {} ({} tokens, {}), activations "
+         "and logits {} ({} tokens per chunk); {} in all ({} already in use){}. Raise the "
+         "budget or shorten the context{}",
+         format_bytes(double(budget)), backend.name(), format_bytes(double(f.dense)),
+         moe_ ? std::string() : fmt::format("experts {}, ", format_bytes(double(f.experts))),
+         format_bytes(double(f.kv)), n_ctx_, dtype_name(kv_dtype_), format_bytes(double(f.act)),
+         max_T_, format_bytes(double(f.total())), format_bytes(double(backend.memory_used())),
+         moe_ ? ", before any expert slot of the offload engine" : "",
+         moe_ ? "" : ", or offload experts");
+  const size_t T = size_t(max_T_), H = c.hidden_size, K = std::max(1, c.n_experts_per_tok);
+  const size_t kv_bytes = f.kv / (2 * size_t(c.n_layers));  // one layer's K (or V) cache
   const size_t used0 = backend.memory_used();
 
   // Non-expert weights on the backend; q, k and v stacked so a decode step reads them at once.

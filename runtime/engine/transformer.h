@@ -34,6 +34,22 @@ struct TransformerOptions {
   HostEmbeddings host_embeddings = HostEmbeddings::kAuto;
 };
 
+// What a Transformer places on its backend, in bytes: checked against the backend's budget before
+// anything is allocated, and used by SessionRuntime to decide, before building anything, whether
+// a model fits a GPU resident.
+struct Footprint {
+  size_t dense = 0;    // non-expert weights copied to the backend (0 in host memory)
+  size_t experts = 0;  // experts copied to the backend (0 with an offload executor)
+  size_t kv = 0;       // the KV cache
+  size_t act = 0;      // activations and logits
+  int n_ctx = 0, max_batch = 0, logits_rows = 0;  // as the Transformer resolves them
+  size_t total() const { return dense + experts + kv + act; }
+};
+// `device_memory`: weights are copied (a GPU backend); `host_embed`: the embedding table stays in
+// host memory; `resident_experts`: no offload executor.
+Footprint transformer_footprint(const Model& model, const TransformerOptions& options,
+                                bool device_memory, bool host_embed, bool resident_experts);
+
 // Called after each MoE layer's router with host copies of ids/weights [T][K] (tests, tracing).
 using RoutingObserver =
     std::function<void(int layer, int T, const int32_t* ids, const float* weights)>;

@@ -6,6 +6,8 @@
 #include <map>
 
 #include "runtime/engine/session.h"
+#include "runtime/engine/session_runtime.h"
+#include "runtime/engine/transformer.h"
 #include "runtime/model/memory_model.h"
 #include "tests/common/fixtures.h"
 #include "tests/gpu/gpu_util.h"
@@ -131,6 +133,44 @@ TEST_SUITE("model") {
         }
         CHECK(close * 10 >= prompt.size() * 9);
       }
+  }
+
+  TEST_CASE("SessionRuntime: offload settings on a model that fits run resident, else the engine") {
+    auto model = Model::load(test::fixture("qwen3moe"));
+    const std::vector<int32_t> ids = {1, 5, 9, 200, 33, 7};
+    auto config = [](const std::string& budget) {
+      RuntimeConfig c;
+      c.device = "cuda";
+      c.set("device.context", "64", "--ctx");
+      c.set("device.reserve", "1MiB", "--reserve");
+      c.set("cache.policy", "lru", "--policy");  // an offload key
+      if (!budget.empty()) c.set("device.vram_budget", budget, "--vram-budget");
+      return c;
+    };
+    RuntimeConfig plain;
+    plain.device = "cuda";
+    plain.set("device.context", "64", "--ctx");
+    SessionRuntime ref(*model, plain);
+    const std::span<const float> r = ref.session().eval(ids);
+    const std::vector<float> want(r.begin(), r.end());
+    // A budget that holds everything: resident, the same logits as without offload settings.
+    std::vector<std::string> notes;
+    SessionRuntime rt(*model, config("4GiB"), 0, [&](const std::string& s) { notes.push_back(s); });
+    CHECK(rt.executor() == nullptr);
+    CHECK(rt.describe().starts_with("experts resident on cuda"));
+    REQUIRE(!notes.empty());
+    CHECK(notes.back().find("running resident") != std::string::npos);
+    const std::span<const float> l = rt.session().eval(ids);
+    CHECK(std::vector<float>(l.begin(), l.end()) == want);
+    // A budget one byte short of the resident footprint: the offload engine.
+    TransformerOptions to;
+    to.n_ctx = 64;
+    to.kv_dtype = DType::kF16;
+    const Footprint f = transformer_footprint(*model, to, true, false, true);
+    SessionRuntime off(*model, config(std::to_string(f.total() + (1 << 20) - 1)), 0,
+                       [](const std::string&) {});
+    CHECK(off.executor() != nullptr);
+    CHECK(off.describe().starts_with("offload engine on cuda"));
   }
 }
 

@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "runtime/engine/session_runtime.h"
+#include "runtime/engine/transformer.h"
 #include "tests/common/fixtures.h"
 
 using namespace cs;
@@ -190,4 +191,27 @@ TEST_CASE("a VRAM budget too small to start names the key and what needs how muc
     CHECK(m.find("the KV cache") != std::string::npos);
     CHECK(m.find("before any expert slot of the offload engine") != std::string::npos);
   }
+}
+
+TEST_CASE("resident_fit: the whole model against a GPU budget, experts from one expert's size") {
+  // Under offload settings on a GPU, SessionRuntime runs resident when this says the model fits
+  // (the GPU side is in tests/gpu/test_model.cpp).
+  auto model = Model::load(test::fixture("qwen3moe"));
+  TransformerOptions to;
+  to.n_ctx = 64;
+  to.kv_dtype = DType::kF16;
+  const Footprint exact = transformer_footprint(*model, to, true, false, true);
+  REQUIRE(exact.experts > 0);
+  REQUIRE(exact.dense > 0);
+  const uint64_t reserve = 1 << 20;
+  const auto fit = resident_fit(*model, to, exact.total() + reserve, reserve);
+  REQUIRE(fit.has_value());
+  CHECK(fit->find("running resident") != std::string::npos);
+  CHECK_FALSE(resident_fit(*model, to, exact.total() + reserve - 1, reserve).has_value());
+  CHECK_FALSE(resident_fit(*model, to, 0, 0).has_value());  // no budget known: never
+  // In host memory nothing but the KV cache and activations is placed.
+  const Footprint host = transformer_footprint(*model, to, false, false, true);
+  CHECK(host.dense == 0);
+  CHECK(host.experts == 0);
+  CHECK(host.kv == exact.kv);
 }

@@ -85,24 +85,6 @@ inline double rel_err(const std::vector<float>& got, const std::vector<float>& w
   return den > 0 ? num / den : num;
 }
 
-// x as the Q4/Q8 GEMV kernels see it: quantized to int8 per block of 32 values (scale amax / 127,
-// codes rounded half away from zero, as kernels/cpu/simd_kernels.inc) and expanded back.
-inline std::vector<float> int8_rounded(std::vector<float> x, size_t row = 0) {
-  row = row ? row : x.size();
-  for (size_t r0 = 0; r0 < x.size(); r0 += row)
-    for (size_t b = r0; b < r0 + row; b += 32) {
-      const size_t e = std::min(b + 32, r0 + row);
-      float amax = 0;
-      for (size_t i = b; i < e; ++i) amax = std::max(amax, std::fabs(x[i]));
-      const float inv = amax > 0 ? 127.0f / amax : 0.0f, s = amax / 127.0f;
-      for (size_t i = b; i < e; ++i) {
-        const float v = x[i] * inv;
-        x[i] = s * float(std::clamp(int(v + (v >= 0 ? 0.5f : -0.5f)), -127, 127));
-      }
-    }
-  return x;
-}
-
 // A weight matrix with host and device copies of the same bytes.
 struct Mat {
   MatView host, dev;

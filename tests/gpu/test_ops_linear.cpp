@@ -1,5 +1,6 @@
 // Matmul over every weight dtype (GEMV and cuBLAS paths) and MoE (GEMV path for every dtype, the
 // grouped INT4 GEMM for Q4) against the CPU reference.
+#include "tests/common/int8_reference.h"
 #include "tests/gpu/gpu_util.h"
 
 using namespace cs;
@@ -32,32 +33,6 @@ std::vector<float> rounded_input(std::vector<float> x, DType dt) {
   return x;
 }
 
-// ref::moe as the GEMV path computes Q4/Q8 experts: the input x and each expert's intermediate
-// SiLU(gate) * up quantized to int8 per block of 32 before their matmuls. a: host pointers; out
-// holds the accumulated sum (a.out's initial values when a.accumulate).
-void int8_moe_reference(const MoeArgs& a, const std::vector<ExpertWeights>& table,
-                        std::vector<float>& out) {
-  const int H = a.hidden, I = a.inter;
-  std::vector<float> g(static_cast<size_t>(I)), u(static_cast<size_t>(I)),
-      y(static_cast<size_t>(H));
-  for (int t = 0; t < a.T; ++t) {
-    const std::vector<float> xt =
-        int8_rounded(std::vector<float>(a.x + int64_t(t) * H, a.x + int64_t(t + 1) * H));
-    float* o = out.data() + int64_t(t) * H;
-    if (!a.accumulate) std::fill(o, o + H, 0.0f);
-    for (int j = 0; j < a.k; ++j) {
-      const ExpertWeights& e = table[size_t(a.ids[t * a.k + j])];
-      if (e.gate.data == nullptr) continue;
-      ref::matmul(xt.data(), 1, e.gate, g.data());
-      ref::matmul(xt.data(), 1, e.up, u.data());
-      for (int i = 0; i < I; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-      const std::vector<float> act = int8_rounded(g);
-      ref::matmul(act.data(), 1, e.down, y.data());
-      for (int h = 0; h < H; ++h) o[h] += a.weights[t * a.k + j] * y[h];
-    }
-  }
-}
-
 }  // namespace
 
 TEST_SUITE("ops") {
@@ -87,8 +62,8 @@ TEST_SUITE("ops") {
             // The GEMV path quantizes the input of Q4/Q8 weights to int8 (int8_rounded): the
             // reference takes that input, and the raw one within the quantization's error.
             const std::vector<float> xin = gemm && dt != DType::kF32 ? rounded_input(x, dt)
-                                           : !gemm && quant          ? int8_rounded(x, size_t(C))
-                                                                     : x;
+                                           : !gemm && quant ? test::int8_rounded(x, size_t(C))
+                                                            : x;
             ref::matmul(xin.data(), T, w.host, want.data());
             Buffer dx = to_gpu(x);
             Buffer out = poisoned(want.size() * 4);
@@ -133,7 +108,7 @@ TEST_SUITE("ops") {
       Mat w = make_mat(dt, 4099, 4096, 1.0f / 64);
       std::vector<float> x = randvec(4096), want(4099);
       const bool quant = dt == DType::kQ4 || dt == DType::kQ8;
-      ref::matmul(quant ? int8_rounded(x).data() : x.data(), 1, w.host, want.data());
+      ref::matmul(quant ? test::int8_rounded(x).data() : x.data(), 1, w.host, want.data());
       Buffer dx = to_gpu(x), out = poisoned(want.size() * 4);
       gpu().matmul(dx.as<float>(), 1, w.dev, out.as<float>());
       CHECK(rel_err(from_gpu<float>(out.get(), want.size()), want) < 5e-5);
@@ -197,10 +172,13 @@ TEST_SUITE("ops") {
           a.inter = I;
           a.out = want.data();
           a.accumulate = acc;
-          if (quant && !grouped)  // the GEMV path's int8 inputs (see int8_moe_reference)
-            int8_moe_reference(a, host_table, want);
-          else
+          if (quant && !grouped) {  // the GEMV path rounds x and the intermediate to int8
+            if (!acc) std::fill(want.begin(), want.end(), 0.0f);
+            test::int8_rounded_moe([&](int32_t e) { return host_table[size_t(e)]; }, x.data(), T, H,
+                                   K, ids.data(), wts.data(), want.data());
+          } else {
             ref::moe(a);
+          }
           Buffer dx = to_gpu(x), dids = to_gpu(ids), dw = to_gpu(wts), dt_ = to_gpu(dev_table);
           Buffer dout = acc ? to_gpu(out0) : poisoned(out0.size() * 4);
           a.x = dx.as<float>();

@@ -26,6 +26,7 @@
 #include "runtime/engine/moe_executor.h"
 #include "runtime/engine/session.h"
 #include "tests/common/fixtures.h"
+#include "tests/common/int8_reference.h"
 
 using namespace cs;
 
@@ -89,9 +90,8 @@ class QuantizedStore final : public ExpertStore {
   std::vector<ExpertWeights> views_;
 };
 
-// The reference MoE with the fast path's one approximation made explicit: x and the
-// intermediate rounded to int8 per block of 32 (the kernels' own quantizer, scalar level) and
-// back to fp32, then the reference gemv in fp32.
+// The reference MoE with the fast path's one approximation made explicit (int8_rounded_moe: x
+// and the intermediate rounded to int8 per block of 32 by the kernels' own quantizer).
 class Int8RoundingMoe final : public MoeExecutor {
  public:
   Int8RoundingMoe(const ExpertStore& store, int hidden, int k)
@@ -99,34 +99,11 @@ class Int8RoundingMoe final : public MoeExecutor {
   void forward(int layer, const float* x, int T, const int32_t* ids, const float* weights,
                float* out) override {
     std::fill(out, out + int64_t(T) * hidden_, 0.0f);
-    std::vector<float> xr, g, u, y(static_cast<size_t>(hidden_));
-    for (int t = 0; t < T; ++t) {
-      xr = rounded(x + int64_t(t) * hidden_, hidden_);
-      for (int j = 0; j < k_; ++j) {
-        const ExpertWeights w = store_.host_view(layer, ids[t * k_ + j]);
-        g.resize(size_t(w.gate.rows));
-        u.resize(g.size());
-        ref::gemv(w.gate, xr.data(), g.data());
-        ref::gemv(w.up, xr.data(), u.data());
-        for (size_t i = 0; i < g.size(); ++i) g[i] = ref::silu(g[i]) * u[i];
-        const std::vector<float> h = rounded(g.data(), int64_t(g.size()));
-        ref::gemv(w.down, h.data(), y.data());
-        for (int i = 0; i < hidden_; ++i)
-          out[int64_t(t) * hidden_ + i] += weights[t * k_ + j] * y[i];
-      }
-    }
+    test::int8_rounded_moe([&](int32_t e) { return store_.host_view(layer, e); }, x, T, hidden_, k_,
+                           ids, weights, out);
   }
 
  private:
-  static std::vector<float> rounded(const float* v, int64_t C) {
-    std::vector<uint8_t> mem(size_t(cpu::qact_bytes(C)) + 64);
-    uint8_t* p = mem.data() + (64 - reinterpret_cast<uintptr_t>(mem.data()) % 64) % 64;
-    const cpu::QActRow q = cpu::qact_view(p, C);
-    cpu::kernels_for(CpuIsa::kScalar).quantize(v, C, q);  // natural order at this level
-    std::vector<float> r(static_cast<size_t>(C));
-    for (int64_t c = 0; c < C; ++c) r[size_t(c)] = q.s[c / 32] * float(q.q[c]);
-    return r;
-  }
   const ExpertStore& store_;
   int hidden_, k_;
 };

@@ -104,6 +104,12 @@ std::string format_offload_config(const OffloadConfig& config);
 // Every key, "section.name", in documentation order.
 std::vector<std::string> offload_config_keys();
 
+// device.reserve, or its default: 768 MiB on a GPU (driver and libraries), nothing on the CPU
+// backend.
+inline uint64_t device_reserve(const DeviceConfig& d, bool gpu) {
+  return d.reserve ? d.reserve : gpu ? 768ull << 20 : 0;
+}
+
 // The CPU ids of a cpu.cores list such as "0-7,16-23" (items separated by commas, spaces allowed
 // around them; each a CPU id or an ascending range), in order. Throws cs::Error
 // (kInvalidArgument) naming `what` and the bad item for anything else: an empty item, a

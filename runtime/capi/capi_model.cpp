@@ -117,12 +117,8 @@ bool read_weights(const Model& m, cs_progress_fn progress, void* user) {
 }
 
 void check_device(const std::string& d) {
-  if (d == "auto" || d == "cpu" || d == "cuda") return;
-  if (d.rfind("cuda:", 0) == 0) try {
-      cuda_device_index(d, "params.device");  // digits that fit an int
-      return;
-    } catch (const Error&) {
-    }
+  if (d == "auto" || d == "cpu") return;
+  if (cuda_device_number(d)) return;
   fail(ErrorKind::kInvalidArgument,
        "cs_model_load: device '{}' is not auto, cpu, cuda or cuda:N (params.device)", d);
 }

@@ -219,8 +219,7 @@ void OffloadMoeExecutor::prepare() {
   std::vector<MemoryItem> items;
   if (backend_.memory_used())
     items.push_back({"weights, KV cache, scratch", uint64_t(backend_.memory_used())});
-  const uint64_t reserve =
-      cfg.device.reserve ? cfg.device.reserve : (backend_.host_memory() ? 0 : 768ull << 20);
+  const uint64_t reserve = device_reserve(cfg.device, !backend_.host_memory());
   if (reserve) items.push_back({"driver/library reserve", reserve});
   items.push_back({"expert tables", uint64_t(kTables) * uint64_t(E_) * sizeof(ExpertWeights)});
   uint64_t router_bytes = 0;

@@ -16,6 +16,7 @@
 #include "offload/cuda_support.h"
 #include "runtime/engine/placement.h"
 #include "runtime/engine/transformer.h"
+#include "runtime/model/weight_id.h"
 
 namespace cs {
 namespace {
@@ -32,6 +33,14 @@ uint32_t last_line(const toml::node& n) {
   if (const toml::array* a = n.as_array())
     for (const toml::node& v : *a) line = std::max(line, last_line(v));
   return line;
+}
+
+// A note for the user: to `log`, or to stderr without one.
+void note(const LogFn& log, const std::string& s) {
+  if (log)
+    log(s);
+  else
+    std::fprintf(stderr, "coldstream: %s\n", s.c_str());
 }
 
 CpuBackendOptions cpu_options(const CpuConfig& c) {
@@ -75,11 +84,7 @@ std::unique_ptr<Backend> make_device_backend(const std::string& device, const Lo
   if (device == "auto") {
     std::string why;
     if (cuda_device_count(&why) > 0) return make_cuda_backend(0);
-    const std::string note = fmt::format("no usable GPU ({}); running on the CPU", why);
-    if (log)
-      log(note);
-    else
-      std::fprintf(stderr, "coldstream: %s\n", note.c_str());
+    note(log, fmt::format("no usable GPU ({}); running on the CPU", why));
     return make_cpu_backend();
   }
   if (device == "cuda" || device.rfind("cuda:", 0) == 0)
@@ -87,7 +92,7 @@ std::unique_ptr<Backend> make_device_backend(const std::string& device, const Lo
   fail(ErrorKind::kInvalidArgument, "{}: '{}' is not cpu, cuda, cuda:N or auto", what, device);
 }
 
-int cuda_device_index(const std::string& device, const std::string& what) {
+std::optional<int> cuda_device_number(const std::string& device) {
   if (device == "cuda") return 0;
   int index = -1;
   const char* end = device.data() + device.size();
@@ -95,6 +100,11 @@ int cuda_device_index(const std::string& device, const std::string& what) {
     const auto [p, ec] = std::from_chars(device.data() + 5, end, index);
     if (ec == std::errc() && p == end && index >= 0) return index;
   }
+  return std::nullopt;
+}
+
+int cuda_device_index(const std::string& device, const std::string& what) {
+  if (const auto n = cuda_device_number(device)) return *n;
   fail(ErrorKind::kInvalidArgument, "{}: '{}' is not cuda:N with N a GPU index", what, device);
 }
 
@@ -195,9 +205,9 @@ SessionRuntime::SessionRuntime(const Model& model, const RuntimeConfig& config, 
   so.transformer.kv_dtype = kv_cache_dtype(config.offload.device.kv_dtype, device_name_);
   // Offload settings on a GPU where every expert fits: run resident (CUDA graphs, no host work
   // per layer; S30-fit on the H200: 924 tok/s resident against 347-412 through the engine).
-  const bool resident = !config.use_offload ||
-                        (device_name_.rfind("cuda", 0) == 0 && resident_on_gpu(config, so, log));
-  if (resident && !session_) {
+  const bool fits_gpu =
+      config.use_offload && device_name_.rfind("cuda", 0) == 0 && resident_on_gpu(config, so, log);
+  if (!config.use_offload) {
     backend_ = device_name_ == "cpu" ? make_cpu_backend(cpu_options(config.offload.cpu))
                                      : make_device_backend(device_name_, log);
     active_ = backend_.get();
@@ -210,7 +220,7 @@ SessionRuntime::SessionRuntime(const Model& model, const RuntimeConfig& config, 
       cancel_moe_ = std::make_unique<CancellableMoe>(*resident_moe_);
     }
     session_ = std::make_unique<Session>(model, *backend_, so, cancel_moe_.get());
-  } else if (!resident) {
+  } else if (!fits_gpu) {
     OffloadOptions oo;
     oo.log = log;
     offload_ = std::make_unique<OffloadRuntime>(model, config.offload, device_name_, std::move(oo));
@@ -226,17 +236,14 @@ SessionRuntime::~SessionRuntime() = default;
 
 std::optional<std::string> resident_fit(const Model& model, const TransformerOptions& options,
                                         uint64_t budget, uint64_t reserve) {
-  const ModelConfig& c = model.config();
   Footprint f = transformer_footprint(model, options, /*device_memory=*/true,
                                       /*host_embed=*/false, /*resident_experts=*/false);
   // Experts from one expert's size (the offload engine requires one shape): viewing every blob
   // of a packed file would read and verify all of them just to decide.
-  int moe_layers = 0, first = -1;
-  for (int l = 0; l < c.n_layers; ++l)
-    if (c.is_moe_layer(l)) ++moe_layers, first = first < 0 ? l : first;
-  if (first >= 0)
-    f.experts = size_t(moe_layers) * size_t(model.experts().n_experts()) *
-                placed_bytes(model.experts().host_view(first, 0));
+  const std::vector<int> layers = moe_layers(model.config());
+  if (!layers.empty())
+    f.experts = layers.size() * size_t(model.experts().n_experts()) *
+                placed_bytes(model.experts().host_view(layers[0], 0));
   const uint64_t need = f.total() + reserve;
   if (budget == 0 || need > budget) return std::nullopt;
   return fmt::format(
@@ -255,14 +262,8 @@ bool SessionRuntime::resident_on_gpu(const RuntimeConfig& config, const SessionO
   if (budget == 0)
     if (const auto m = cuda_memory_info(gpu)) budget = m->free;
   const std::optional<std::string> fit =
-      resident_fit(model_, so.transformer, budget, d.reserve ? d.reserve : 768ull << 20);
+      resident_fit(model_, so.transformer, budget, device_reserve(d, /*gpu=*/true));
   if (!fit) return false;
-  auto note = [&](const std::string& s) {
-    if (log)
-      log(s);
-    else
-      std::fprintf(stderr, "coldstream: %s\n", s.c_str());
-  };
   CudaBackendOptions o;
   o.device = gpu;
   o.vram_budget = d.vram_budget;
@@ -275,11 +276,12 @@ bool SessionRuntime::resident_on_gpu(const RuntimeConfig& config, const SessionO
     session_.reset();
     backend_.reset();
     active_ = nullptr;
-    note(fmt::format("the model did not fit resident after all ({}); starting the offload engine",
-                     e.what()));
+    note(log, fmt::format("the model did not fit resident after all ({}); starting the offload "
+                          "engine",
+                          e.what()));
     return false;
   }
-  note(*fit);
+  note(log, *fit);
   return true;
 }
 

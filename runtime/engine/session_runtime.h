@@ -46,7 +46,9 @@ using LogFn = std::function<void(const std::string&)>;
 std::unique_ptr<Backend> make_device_backend(const std::string& device, const LogFn& log = {},
                                              const std::string& what = "--device");
 
-// N of "cuda" (0) or "cuda:N". Throws cs::Error (kInvalidArgument) naming `what` otherwise.
+// N of "cuda" (0) or "cuda:N" (N an int >= 0); nullopt for anything else.
+std::optional<int> cuda_device_number(const std::string& device);
+// The same, throwing cs::Error (kInvalidArgument) naming `what` for anything else.
 int cuda_device_index(const std::string& device, const std::string& what);
 
 // The KV cache's element type for device.kv_dtype on a resolved device ("cpu", "cuda", "cuda:N"):

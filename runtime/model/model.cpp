@@ -175,24 +175,28 @@ void Model::set_tokenizer(std::unique_ptr<Tokenizer> t) {
   tokenizer_ = std::move(t);
 }
 
-std::unique_ptr<Model> Model::load(const std::string& path) {
+bool is_packed_model_path(const std::string& path) {
   namespace fs = std::filesystem;
   if (!fs::exists(path)) fail(ErrorKind::kNotFound, "{}: no such file or directory", path);
-  if (!fs::is_directory(path)) {
-    std::ifstream in(path, std::ios::binary);
-    uint8_t magic[8] = {};
-    in.read(reinterpret_cast<char*>(magic), sizeof(magic));
-    if (is_packed_magic(magic, size_t(in.gcount()))) return load_packed(path);
-    if (in.gcount() >= 4 && std::memcmp(magic, "GGUF", 4) == 0)
-      fail(ErrorKind::kUnsupported,
-           "{}: GGUF files are not loaded directly; convert it first: coldstream convert {} "
-           "MODEL.cst",
-           path, path);
+  if (fs::is_directory(path)) return false;
+  std::ifstream in(path, std::ios::binary);
+  uint8_t magic[8] = {};
+  in.read(reinterpret_cast<char*>(magic), sizeof(magic));
+  if (is_packed_magic(magic, size_t(in.gcount()))) return true;
+  if (in.gcount() >= 4 && std::memcmp(magic, "GGUF", 4) == 0)
     fail(ErrorKind::kUnsupported,
-         "{}: expected a Hugging Face model directory (config.json and *.safetensors) or a "
-         "packed .cst file",
-         path);
-  }
+         "{}: GGUF files are not loaded directly; convert it first: coldstream convert {} "
+         "MODEL.cst",
+         path, path);
+  fail(ErrorKind::kUnsupported,
+       "{}: expected a Hugging Face model directory or a packed .cst file (a directory holds "
+       "config.json and *.safetensors)",
+       path);
+}
+
+std::unique_ptr<Model> Model::load(const std::string& path) {
+  namespace fs = std::filesystem;
+  if (is_packed_model_path(path)) return load_packed(path);
   ModelConfig config = load_hf_config_file((fs::path(path) / "config.json").string());
   auto model = from_source(std::move(config), std::make_unique<SafetensorsDir>(path));
   model->path_ = path;

@@ -17,6 +17,11 @@ namespace cs {
 class Tokenizer;
 class PackedFile;
 
+// Whether a model path is a packed file (true) or a Hugging Face directory (false), from what it
+// is: a directory, or a file's first bytes. Throws cs::Error naming the path when it does not
+// exist (kNotFound), is a GGUF file (kUnsupported: convert it first) or any other file.
+bool is_packed_model_path(const std::string& path);
+
 // The tokenizer of a model path without loading its weights: tokenizer.json or tokenizer.model
 // (with tokenizer_config.json) of a Hugging Face directory, or the one stored in a packed file
 // (with its stored chat template and special tokens). Null when the model has none; `model_type`

@@ -1,11 +1,9 @@
 // Model::load_packed: a model over a packed file's mapping.
 #include <atomic>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 
 #include "common/error.h"
-#include "runtime/format/packed_format.h"
 #include "runtime/format/packed_reader.h"
 #include "runtime/model/model.h"
 #include "runtime/model/weight_id.h"
@@ -64,19 +62,12 @@ std::unique_ptr<Tokenizer> packed_tokenizer(const PackedFile& file) {
 }  // namespace
 
 std::unique_ptr<Tokenizer> load_model_tokenizer(const std::string& path, std::string* model_type) {
-  namespace fs = std::filesystem;
-  if (!fs::exists(path)) fail(ErrorKind::kNotFound, "{}: no such file or directory", path);
-  if (fs::is_directory(path)) {
-    const fs::path cfg = fs::path(path) / "config.json";
-    if (model_type && fs::exists(cfg)) *model_type = load_hf_config_file(cfg.string()).model_type;
+  if (!is_packed_model_path(path)) {
+    const std::filesystem::path cfg = std::filesystem::path(path) / "config.json";
+    if (model_type && std::filesystem::exists(cfg))
+      *model_type = load_hf_config_file(cfg.string()).model_type;
     return load_tokenizer_dir(path);
   }
-  std::ifstream in(path, std::ios::binary);
-  uint8_t magic[8] = {};
-  in.read(reinterpret_cast<char*>(magic), sizeof(magic));
-  if (!is_packed_magic(magic, size_t(in.gcount())))
-    fail(ErrorKind::kUnsupported,
-         "{}: expected a Hugging Face model directory or a packed .cst file", path);
   const PackedFile file(path);
   if (model_type) *model_type = file.config().model_type;
   return packed_tokenizer(file);

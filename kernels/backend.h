@@ -166,6 +166,10 @@ class Backend {
   virtual void add(float* x, const float* y, int64_t n) = 0;
   // out[T][N] = x[T][C] * W^T
   virtual void matmul(const float* x, int T, const MatView& w, float* out) = 0;
+  // out[i] = x * w[i]^T for n weights of the same x (q, k and v): a backend may prepare x once.
+  virtual void matmuls(const float* x, int T, const MatView* const* w, float* const* out, int n) {
+    for (int i = 0; i < n; ++i) matmul(x, T, *w[i], out[i]);
+  }
   // In place on x [T][heads][D]: optional per-head RMSNorm with weight `norm` ([D]; skipped when
   // norm.empty()), then rotate-half RoPE (dim j pairs with j + D/2) at positions pos0 + t.
   virtual void norm_rope(float* x, int T, int heads, int head_dim, const MatView& norm, float eps,

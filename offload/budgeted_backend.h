@@ -50,6 +50,9 @@ class BudgetedBackend final : public Backend {
   void matmul(const float* x, int T, const MatView& w, float* out) override {
     inner_.matmul(x, T, w, out);
   }
+  void matmuls(const float* x, int T, const MatView* const* w, float* const* out, int n) override {
+    inner_.matmuls(x, T, w, out, n);
+  }
   void norm_rope(float* x, int T, int heads, int head_dim, const MatView& norm, float eps, int pos0,
                  const RopeArgs& rope) override {
     inner_.norm_rope(x, T, heads, head_dim, norm, eps, pos0, rope);

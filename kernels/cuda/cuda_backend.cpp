@@ -118,6 +118,7 @@ class CudaBackend final : public Backend {
     done("add");
   }
   void matmul(const float* x, int T, const MatView& w, float* out) override;
+  void matmuls(const float* x, int T, const MatView* const* w, float* const* out, int n) override;
   void norm_rope(float* x, int T, int heads, int head_dim, const MatView& norm, float eps, int pos0,
                  const RopeArgs& rope) override {
     if (head_dim % 2 != 0)
@@ -230,7 +231,10 @@ class CudaBackend final : public Backend {
     }
   }
 
-  void gemm(const float* x, int T, const MatView& w, float* out);
+  bool use_gemv(int T, const MatView& w) const;
+  static DType input_type(const MatView& w);
+  const void* convert_input(const float* x, int T, const MatView& w);
+  void gemm(const void* xc, int T, const MatView& w, float* out);
 
   CudaBackendOptions opt_;
   std::string name_;
@@ -244,33 +248,68 @@ class CudaBackend final : public Backend {
   size_t scratch_bytes_[kNumScratch] = {};
 };
 
+bool CudaBackend::use_gemv(int T, const MatView& w) const {
+  const int gemm_min = w.quantized() ? std::max(opt_.gemm_min_tokens, 16) : opt_.gemm_min_tokens;
+  return T < gemm_min && cuda::gemv_fits(w);
+}
+
 void CudaBackend::matmul(const float* x, int T, const MatView& w, float* out) {
   if (T <= 0) return;
-  const bool quant = w.quantized();
-  const int gemm_min = quant ? std::max(opt_.gemm_min_tokens, 16) : opt_.gemm_min_tokens;
-  if (T < gemm_min && cuda::gemv_fits(w)) {
+  if (use_gemv(T, w))
     check(cuda::gemv(w, x, T, out, stream_), "matmul (gemv)");
-  } else {
-    gemm(x, T, w, out);
+  else
+    gemm(convert_input(x, T, w), T, w, out);
+  done("matmul");
+}
+
+// One conversion of x for every product that multiplies it in the same 16-bit type.
+void CudaBackend::matmuls(const float* x, int T, const MatView* const* w, float* const* out,
+                          int n) {
+  if (T <= 0) return;
+  const void* xc = nullptr;
+  DType xc_type = DType::kF32;
+  for (int i = 0; i < n; ++i) {
+    if (use_gemv(T, *w[i])) {
+      check(cuda::gemv(*w[i], x, T, out[i], stream_), "matmul (gemv)");
+    } else {
+      if (xc == nullptr || input_type(*w[i]) != xc_type) {
+        xc = convert_input(x, T, *w[i]);
+        xc_type = input_type(*w[i]);
+      }
+      gemm(xc, T, *w[i], out[i]);
+    }
   }
   done("matmul");
 }
 
-// out[T][N] = x[T][C] W^T through cuBLAS. In column-major terms out^T (N x T) = W^T' x^T, where
-// the row-major W [N][C] is the column-major C x N matrix: op(A) = transpose.
-void CudaBackend::gemm(const float* x, int T, const MatView& w, float* out) {
+// The type cuBLAS multiplies weights of this type in: F32, else F16 for F16 weights, else BF16.
+DType CudaBackend::input_type(const MatView& w) {
+  return w.dtype == DType::kF32 ? DType::kF32 : w.dtype == DType::kF16 ? DType::kF16 : DType::kBF16;
+}
+
+// x as cuBLAS takes it for w: itself for F32 weights, else converted into scratch.
+const void* CudaBackend::convert_input(const float* x, int T, const MatView& w) {
+  const DType ct = input_type(w);
+  if (ct == DType::kF32) return x;
+  void* xc = scratch(kConvX, size_t(T) * size_t(w.cols) * 2, "matmul (input conversion)");
+  check(cuda::convert(x, int64_t(T) * w.cols, ct, xc, stream_), "matmul (convert)");
+  return xc;
+}
+
+// out[T][N] = x[T][C] W^T through cuBLAS, x already in input_type(w). In column-major terms
+// out^T (N x T) = W^T' x^T, where the row-major W [N][C] is the column-major C x N matrix:
+// op(A) = transpose.
+void CudaBackend::gemm(const void* xc, int T, const MatView& w, float* out) {
   const int N = int(w.rows), C = int(w.cols);
   const float one = 1.0f, zero = 0.0f;
   if (w.dtype == DType::kF32) {
     check_blas(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, N, T, C, &one,
-                           static_cast<const float*>(w.data), C, x, C, &zero, out, N),
+                           static_cast<const float*>(w.data), C, static_cast<const float*>(xc), C,
+                           &zero, out, N),
                "matmul (cublasSgemm)");
     return;
   }
-  const DType ct = w.dtype == DType::kF16 ? DType::kF16 : DType::kBF16;
-  const cudaDataType_t ctype = ct == DType::kF16 ? CUDA_R_16F : CUDA_R_16BF;
-  void* xc = scratch(kConvX, size_t(T) * C * 2, "matmul (input conversion)");
-  check(cuda::convert(x, int64_t(T) * C, ct, xc, stream_), "matmul (convert)");
+  const cudaDataType_t ctype = input_type(w) == DType::kF16 ? CUDA_R_16F : CUDA_R_16BF;
   if (!w.quantized()) {
     check_blas(
         cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, N, T, C, &one, w.data, ctype, C, xc, ctype, C,

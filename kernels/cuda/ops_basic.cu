@@ -162,6 +162,26 @@ __global__ void convert_kernel(const float* x, int64_t n, DType to, void* out) {
   if (i < n) store_act(out, to, i, x[i]);
 }
 
+// Four values per thread (one 16-byte load, one 8-byte store) into F16 or BF16.
+__global__ void convert4_kernel(const float4* x, int64_t n4, bool f16, uint2* out) {
+  pdl_wait();
+  pdl_trigger();
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n4) return;
+  const float4 v = x[i];
+  uint32_t lo, hi;
+  if (f16) {
+    const __half2 a = __floats2half2_rn(v.x, v.y), b = __floats2half2_rn(v.z, v.w);
+    lo = *reinterpret_cast<const uint32_t*>(&a);
+    hi = *reinterpret_cast<const uint32_t*>(&b);
+  } else {
+    const __nv_bfloat162 a = __floats2bfloat162_rn(v.x, v.y), b = __floats2bfloat162_rn(v.z, v.w);
+    lo = *reinterpret_cast<const uint32_t*>(&a);
+    hi = *reinterpret_cast<const uint32_t*>(&b);
+  }
+  out[i] = make_uint2(lo, hi);
+}
+
 // Two weights per thread for Q4 (one byte), one otherwise.
 __global__ void dequantize_kernel(MatView w, DType to, void* out) {
   pdl_wait();
@@ -243,7 +263,15 @@ cudaError_t qk_norm_rope_store(float* q, float* k, const float* v, int T, int n_
 
 cudaError_t convert(const float* x, int64_t n, DType to, void* out, cudaStream_t s) {
   if (n <= 0) return cudaSuccess;
-  check_launch(launch_kernel(convert_kernel, blocks_for(n, 256), 256, 0, s, x, n, to, out));
+  const bool vec = (to == DType::kF16 || to == DType::kBF16) && n % 4 == 0 &&
+                   reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(out) % 8 == 0;
+  if (vec)
+    check_launch(launch_kernel(convert4_kernel, blocks_for(n / 4, 256), 256, 0, s,
+                               reinterpret_cast<const float4*>(x), n / 4, to == DType::kF16,
+                               static_cast<uint2*>(out)));
+  else
+    check_launch(launch_kernel(convert_kernel, blocks_for(n, 256), 256, 0, s, x, n, to, out));
   return cudaGetLastError();
 }
 

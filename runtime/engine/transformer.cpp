@@ -319,9 +319,9 @@ void Transformer::compute(const int32_t* ids_dev, int T, int pos0, const int32_t
     if (T == 1 && !wqkv_[l].empty()) {
       b.matmul(h, 1, wqkv_[l], q);  // q, k, v are consecutive rows of one output
     } else {
-      b.matmul(h, T, L.wq, q);
-      b.matmul(h, T, L.wk, k);
-      b.matmul(h, T, L.wv, v);
+      const MatView* w[] = {&L.wq, &L.wk, &L.wv};
+      float* const o[] = {q, k, v};
+      b.matmuls(h, T, w, o, 3);
     }
     b.qk_norm_rope_store(q, k, v, T, c.n_heads, c.n_kv_heads, D, L.q_norm, L.k_norm, c.rms_norm_eps,
                          pos0, rope, kv_dtype_, k_cache_[l].get(), v_cache_[l].get());

@@ -218,6 +218,7 @@ struct CpuBackendOptions {
   std::vector<int> cores;      // logical CPUs to run on; empty: chosen with hwloc
   int numa_node = -1;          // with `cores` empty: only this NUMA node's cores; -1: all
   CpuIsa isa = CpuIsa::kAuto;  // force a lower instruction set (tests, comparisons)
+  int spin_us = 200;           // idle threads spin this long for the next op before sleeping
   ThreadPool* pool =
       nullptr;  // share this pool (it must outlive the backend) instead of owning one
 };

@@ -334,6 +334,9 @@ const std::vector<Key>& schema() {
          c.cpu.cores = s;
        },
        [](const OffloadConfig& c) { return quote(c.cpu.cores); }},
+      {"cpu", "spin_us",
+       [](OffloadConfig& c, const Value& v) { c.cpu.spin_us = int(get_int(v, 0, 1000000)); },
+       [](const OffloadConfig& c) { return std::to_string(c.cpu.spin_us); }},
   };
   return keys;
 }

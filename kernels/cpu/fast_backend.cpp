@@ -44,6 +44,7 @@ class CpuBackend final : public Backend {
       po.threads = o.threads;
       po.cores = o.cores;
       po.numa_node = o.numa_node;
+      po.spin_us = o.spin_us;
       owned_pool_.emplace(po);
       pool_ = &*owned_pool_;
     }

@@ -47,6 +47,7 @@ CpuBackendOptions cpu_options(const CpuConfig& c) {
   CpuBackendOptions o;
   o.threads = c.threads;
   o.cores = parse_core_list(c.cores, "cpu.cores");
+  o.spin_us = c.spin_us;
   return o;
 }
 

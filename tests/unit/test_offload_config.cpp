@@ -47,6 +47,7 @@ read_size = "1MiB"
 [cpu]
 threads = 16
 cores = "0-15"
+spin_us = 1000
 )",
                        "cfg.toml", c);
   CHECK(c.device.vram_budget == 22ull << 30);
@@ -61,6 +62,7 @@ cores = "0-15"
   CHECK_FALSE(c.io.direct_io);
   CHECK(c.io.read_size == 1u << 20);
   CHECK(c.cpu.threads == 16);
+  CHECK(c.cpu.spin_us == 1000);
   CHECK(c.cache.decay == 0.9);  // untouched keys keep their defaults
 }
 

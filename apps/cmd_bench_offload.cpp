@@ -202,15 +202,17 @@ void print_result(const Result& r, int generate, int prefill) {
   const double token_ms = r.decode_tps > 0 ? 1e3 / r.decode_tps : 0;
   fmt::print(
       "{:<34} decode split: {:.1f}% GPU-resident, {:.1f}% copied, {:.1f}% CPU; per token {:.2f} "
-      "ms = MoE layers {:.2f} ms (routing wait {:.2f}, plan {:.2f}, CPU experts {:.2f}, stall "
-      "{:.2f}, model {:.2f}) + other {:.2f} ms; combined-channel bound {:.2f} tok/s ({}); prefill "
+      "ms = MoE layers {:.2f} ms (routing wait {:.2f}, plan {:.2f}, CPU experts {:.2f} against "
+      "copy channel {:.2f}, stall {:.2f}, model {:.2f}) + other {:.2f} ms; combined-channel bound "
+      "{:.2f} tok/s ({}); prefill "
       "split {:.1f}% copied, {:.1f}% CPU, {:.2f} passes/layer, {} prefetches, {} drains\n",
       "", 100.0 * d.share(d.hits + d.waits), 100.0 * d.share(d.demand), 100.0 * d.share(d.cpu),
       token_ms, moe_ms, 1e3 * d.routing_wait_seconds / g, 1e3 * d.plan_seconds / g,
-      1e3 * d.cpu_seconds / g, 1e3 * d.stall_seconds / g, 1e3 * d.predicted_seconds / g,
-      token_ms - moe_ms, r.combined_bound, pct(r.decode_tps, r.combined_bound),
-      100.0 * r.prefill_t.share(r.prefill_t.demand), 100.0 * r.prefill_t.share(r.prefill_t.cpu),
-      r.prefill_passes, r.prefill_t.prefetches, r.prefill_t.drains);
+      1e3 * d.cpu_seconds / g, 1e3 * d.copy_channel_seconds / g, 1e3 * d.stall_seconds / g,
+      1e3 * d.predicted_seconds / g, token_ms - moe_ms, r.combined_bound,
+      pct(r.decode_tps, r.combined_bound), 100.0 * r.prefill_t.share(r.prefill_t.demand),
+      100.0 * r.prefill_t.share(r.prefill_t.cpu), r.prefill_passes, r.prefill_t.prefetches,
+      r.prefill_t.drains);
   (void)prefill;
 }
 
@@ -331,6 +333,7 @@ nlohmann::json to_json(const Result& r) {
                           {"moe_seconds", s.seconds},
                           {"cpu_seconds", s.cpu_seconds},
                           {"predicted_seconds", s.predicted_seconds},
+                          {"copy_channel_seconds", s.copy_channel_seconds},
                           {"routing_wait_seconds", s.routing_wait_seconds},
                           {"plan_seconds", s.plan_seconds},
                           {"bytes_host_to_gpu", s.bytes_host_to_gpu},

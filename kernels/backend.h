@@ -14,6 +14,7 @@
 // Thread-safety: a Backend is used by one thread at a time.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -146,6 +147,20 @@ class Backend {
   // Device memory accounting: bytes allocated now and the budget alloc() enforces (0: none).
   virtual size_t memory_used() const { return 0; }
   virtual size_t memory_budget() const { return 0; }
+
+  // ---- timing ----
+  // A mark on the queue's timeline: complete once every op enqueued before it is. 0: no mark (the
+  // queue is being captured). The default suits backends whose ops complete before they return:
+  // the host clock now. A backend with an asynchronous queue overrides both.
+  virtual uint64_t mark() {
+    return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::steady_clock::now().time_since_epoch())
+                        .count());
+  }
+  // Seconds between two complete marks (after synchronize()); negative when unknown.
+  virtual double mark_seconds(uint64_t from, uint64_t to) {
+    return from && to >= from ? double(to - from) * 1e-9 : -1.0;
+  }
 
   // ---- graphs ----
   // Ops enqueued between capture_begin() and capture_end() are recorded, not run; replay() runs

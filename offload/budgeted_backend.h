@@ -4,6 +4,8 @@
 // budget of their own (the CPU backends, tests); the CUDA backend enforces
 // CudaBackendOptions::vram_budget itself. Both report Backend::memory_used()/memory_budget().
 //
+// Not final: tests derive from it to change one op of a real backend (e.g. its timing marks).
+//
 // Thread-safety: as the wrapped backend (one thread at a time).
 #pragma once
 
@@ -14,7 +16,7 @@
 
 namespace cs {
 
-class BudgetedBackend final : public Backend {
+class BudgetedBackend : public Backend {
  public:
   // limit 0: unlimited (count only).
   BudgetedBackend(Backend& inner, uint64_t limit);
@@ -50,6 +52,8 @@ class BudgetedBackend final : public Backend {
   void matmul(const float* x, int T, const MatView& w, float* out) override {
     inner_.matmul(x, T, w, out);
   }
+  uint64_t mark() override { return inner_.mark(); }
+  double mark_seconds(uint64_t from, uint64_t to) override { return inner_.mark_seconds(from, to); }
   void matmuls(const float* x, int T, const MatView* const* w, float* const* out, int n) override {
     inner_.matmuls(x, T, w, out, n);
   }

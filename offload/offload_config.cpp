@@ -178,6 +178,11 @@ const std::vector<Key>& schema() {
       {"offload", "adapt",
        [](OffloadConfig& c, const Value& v) { c.offload.adapt = get_double(v, 0, 1); },
        [](const OffloadConfig& c) { return fmt::format("{}", c.offload.adapt); }},
+      {"offload", "device_timing",
+       [](OffloadConfig& c, const Value& v) { c.offload.device_timing = get_bool(v); },
+       [](const OffloadConfig& c) {
+         return std::string(c.offload.device_timing ? "true" : "false");
+       }},
       // [device]
       {"device", "backend",
        [](OffloadConfig& c, const Value& v) {

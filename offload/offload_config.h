@@ -54,6 +54,9 @@ struct OffloadModeConfig {
   OffloadMode mode = OffloadMode::kHybrid;  // how misses are decided (cache/plan.h)
   bool calibrate = true;  // measure the channels at start-up (false: the defaults below)
   double adapt = 0.2;     // EWMA weight of each measured pass in the cost model's channel scales
+  // Adapt the copy channel's scale from its time on the device (copies and the kernel over the
+  // copied experts) instead of the host's wait for the copies alone.
+  bool device_timing = false;
 };
 
 struct PredictorConfig {

@@ -25,6 +25,7 @@ StepTelemetry& StepTelemetry::operator+=(const StepTelemetry& o) {
   seconds += o.seconds;
   cpu_seconds += o.cpu_seconds;
   predicted_seconds += o.predicted_seconds;
+  copy_channel_seconds += o.copy_channel_seconds;
   routing_wait_seconds += o.routing_wait_seconds;
   plan_seconds += o.plan_seconds;
   prediction += o.prediction;

@@ -35,6 +35,10 @@ struct StepTelemetry {
   // down, CPU experts, result up), and the cost model's prediction of the passes.
   double cpu_seconds = 0;
   double predicted_seconds = 0;
+  // The copy channel of the passes with CPU and copied experts, timed on the device: from the
+  // pass's start to the end of the kernel over the copied experts (copies, then that kernel;
+  // 0 where the backend keeps no timeline). Beside cpu_seconds it shows which channel ends.
+  double copy_channel_seconds = 0;
   // Where the rest of a MoE layer's wall time goes: waiting for the layer's routing (the GPU's
   // attention, router and lookahead kernels queued before it, then the downloads) and the host
   // work between that and the first pass (prediction, plan, enqueueing copies and prefetches).

@@ -53,6 +53,7 @@ class CudaBackend final : public Backend {
   }
   ~CudaBackend() override {
     if (stream_) cudaStreamSynchronize(stream_);
+    for (cudaEvent_t e : marks_) cudaEventDestroy(e);
     for (auto& [p, bytes] : sizes_) cudaFree(p);  // scratch buffers are among them
     if (blas_) cublasDestroy(blas_);
     if (stream_) cudaStreamDestroy(stream_);
@@ -61,6 +62,28 @@ class CudaBackend final : public Backend {
 
   const char* name() const override { return name_.c_str(); }
   bool host_memory() const override { return false; }
+
+  // ---- timing: a ring of events ----
+  uint64_t mark() override {
+    if (capturing_) return 0;
+    if (marks_.empty()) {
+      marks_.resize(kMarks);
+      for (cudaEvent_t& e : marks_) check(cudaEventCreate(&e), "mark (cudaEventCreate)");
+    }
+    const uint64_t h = ++mark_count_;
+    check(cudaEventRecord(marks_[(h - 1) % kMarks], stream_), "mark (cudaEventRecord)");
+    return h;
+  }
+  double mark_seconds(uint64_t from, uint64_t to) override {
+    if (from == 0 || to < from || mark_count_ - from >= kMarks) return -1.0;  // reused since
+    float ms = 0;
+    if (cudaEventElapsedTime(&ms, marks_[(from - 1) % kMarks], marks_[(to - 1) % kMarks]) !=
+        cudaSuccess) {
+      cudaGetLastError();  // not complete: unknown, not an error of the next op
+      return -1.0;
+    }
+    return double(ms) * 1e-3;
+  }
 
   // ---- memory ----
   Buffer alloc(size_t bytes) override { return Buffer(this, raw_alloc(bytes, "alloc"), bytes); }
@@ -242,6 +265,9 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
   bool capturing_ = false;
+  static constexpr uint64_t kMarks = 64;
+  std::vector<cudaEvent_t> marks_;
+  uint64_t mark_count_ = 0;
   std::unordered_map<void*, size_t> sizes_;
   size_t used_ = 0;
   void* scratch_[kNumScratch] = {};

@@ -96,6 +96,7 @@ void OffloadMoeExecutor::forward(int layer, const float* x, int T, const int32_t
   const auto planned0 = Clock::now();
   st.routing_wait_seconds += std::chrono::duration<double>(planned0 - wait0).count();
   table_next_ = 0;  // the stream has drained: every table is free
+  settle_timing();  // ... and the previous pass's marks are complete
   const LayerRouting routing{layer, T, K_, staging_.ids, staging_.w};
   predictor_->on_routing(routing);
   if (ahead > 0) predictor_->on_lookahead(layer, ahead, T, staging_.logits);
@@ -222,6 +223,7 @@ void OffloadMoeExecutor::run_pass(const PlanPass& pass, int pass_no, const float
   // Both channels at once: the hits on the GPU and the CPU experts while the copies land.
   const bool early = !pass.hits.empty();
   const bool copied = !pass.waits.empty() || !pass.demand.empty();
+  const uint64_t from = copied ? backend_.mark() : 0;  // the copy channel's start
   const CpuPass cpu = run_cpu(pass, a, copied);  // hidden state down, GPU kernels, CPU experts
   const double cpu_seconds = since(started);
   const auto wait0 = Clock::now();
@@ -230,22 +232,48 @@ void OffloadMoeExecutor::run_pass(const PlanPass& pass, int pass_no, const float
   // The copies' finish time is known only when this wait really blocked; otherwise they had
   // landed during the CPU work and copy_seconds is an upper bound.
   const bool copy_exact = since(wait0) > 50e-6;
-  if (!cpu.copied_queued && (copied || !early)) launch_gpu(pass, false, true, a, early);
+  uint64_t to = cpu.copied_mark;  // the copy channel's end
+  if (!cpu.copied_queued && (copied || !early)) {
+    launch_gpu(pass, false, true, a, early);
+    if (copied) to = backend_.mark();
+  }
   const size_t n = size_t(a.T) * size_t(H_);
   backend_.upload(cpu_out_.get(), cpu.out, n * 4);
   backend_.add(a.out, cpu_out_.as<float>(), int64_t(n));
 
   StepTelemetry& st = telemetry_.current();
   st.cpu_seconds += cpu_seconds;
+  if (from && to) timing_ = {from, to};
   if (hybrid_ && opt_.config.offload.adapt > 0) {
     const CostModel m = hybrid_->scaled_model();
-    const PassLoad l = pass_load(pass);
+    PassLoad l = pass_load(pass);
     const int queued = std::max(l.in_flight, plan_backlog_);  // copies ahead of this pass's
+    const double pred_cpu = m.pass_seconds(l).cpu_channel;
+    if (opt_.config.offload.device_timing && timing_.from) {
+      // Copies and the copied experts' kernel against their time on the device, next sync.
+      l.in_flight = queued;
+      timing_.observe = true;
+      timing_.predicted_copy = m.pass_seconds(l).copy_channel;
+      timing_.predicted_cpu = pred_cpu;
+      timing_.cpu_seconds = cpu_seconds;
+      return;
+    }
     const double pred_copy = double(queued + int(l.stream_tokens.size())) * m.copy_seconds() +
                              l.nvme_stream * m.nvme_seconds();
-    const double pred_cpu = m.pass_seconds(l).cpu_channel;
     hybrid_->observe(pred_copy, copied ? copy_seconds : 0.0, !copy_exact, pred_cpu, cpu_seconds);
   }
+}
+
+void OffloadMoeExecutor::settle_timing() {
+  if (timing_.from == 0) return;
+  const double s = backend_.mark_seconds(timing_.from, timing_.to);
+  if (s >= 0) {
+    if (telemetry_.in_step()) telemetry_.current().copy_channel_seconds += s;
+    if (timing_.observe && hybrid_)
+      hybrid_->observe(timing_.predicted_copy, s, false, timing_.predicted_cpu,
+                       timing_.cpu_seconds);
+  }
+  timing_ = {};
 }
 
 // The CPU path: hidden states down; the GPU kernel over the hits launched (it runs while the CPU
@@ -272,7 +300,11 @@ OffloadMoeExecutor::CpuPass OffloadMoeExecutor::run_cpu(const PlanPass& pass, co
   if (early) launch_gpu(pass, true, false, gpu, false);
   const bool async_compute = !backend_.host_memory() && opt_.compute_stream;
   const bool queued = copied && async_compute && mover_->order_pass(pass);
-  if (queued) launch_gpu(pass, false, true, gpu, early);
+  uint64_t copied_mark = 0;
+  if (queued) {
+    launch_gpu(pass, false, true, gpu, early);
+    copied_mark = backend_.mark();
+  }
   mover_->finish_cpu_reads(pass);
   std::fill(table_.begin(), table_.end(), ExpertWeights{});
   for (const PlanCpu& c : pass.cpu)
@@ -286,7 +318,7 @@ OffloadMoeExecutor::CpuPass OffloadMoeExecutor::run_cpu(const PlanPass& pass, co
   a.out = hout;
   a.accumulate = false;
   cpu_backend_->moe(a);
-  return {hout, queued};
+  return {hout, queued, copied_mark};
 }
 
 const OffloadTelemetry& OffloadMoeExecutor::telemetry() {
@@ -309,6 +341,7 @@ const OffloadTelemetry& OffloadMoeExecutor::telemetry() {
 }
 
 void OffloadMoeExecutor::reset_telemetry() {
+  timing_ = {};  // a pass of the runs before: not this run's
   telemetry();
   telemetry_.reset();
   scorer_->reset();

@@ -117,9 +117,19 @@ class OffloadMoeExecutor final : public MoeExecutor {
   void run_pass(const PlanPass& pass, int pass_no, const float* x, const int32_t* ids,
                 const float* weights, float* out);
   struct CpuPass {
-    const float* out;    // the CPU experts' partial sums [T][H], host memory
-    bool copied_queued;  // the copied experts' kernel is queued already
+    const float* out;      // the CPU experts' partial sums [T][H], host memory
+    bool copied_queued;    // the copied experts' kernel is queued already
+    uint64_t copied_mark;  // a backend mark right after that kernel (0: not queued)
   };
+  // A pass's copy channel timed on the backend's timeline (from the pass's start to the end of
+  // the copied experts' kernel), read at the next synchronization; with offload.device_timing
+  // the hybrid's channel scales adapt from it (`observe`).
+  struct PendingTiming {
+    uint64_t from = 0, to = 0;
+    bool observe = false;
+    double predicted_copy = 0, predicted_cpu = 0, cpu_seconds = 0;
+  };
+  void settle_timing();
   CpuPass run_cpu(const PlanPass& pass, const MoeArgs& gpu, bool copied);
   void launch_gpu(const PlanPass& pass, bool hits, bool copied, const MoeArgs& args,
                   bool accumulate);
@@ -168,7 +178,8 @@ class OffloadMoeExecutor final : public MoeExecutor {
   Buffer calib_scratch_;     // freed after calibration
   int table_next_ = 0;       // next table of the ring, reset when the stream has drained
   int plan_backlog_ = 0;     // copies in flight when the current layer was planned
-  int host_x_layer_ = -1;    // host_x_ holds this layer's whole hidden state (-1: not)
+  PendingTiming timing_;
+  int host_x_layer_ = -1;  // host_x_ holds this layer's whole hidden state (-1: not)
   bool pin_checked_ = false;
   int max_T_ = 0;
 

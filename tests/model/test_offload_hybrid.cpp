@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "cache/hybrid_chooser.h"
+#include "offload/budgeted_backend.h"
 #include "runtime/engine/offload_moe_executor.h"
 #include "runtime/engine/session.h"
 #include "runtime/format/synth.h"
@@ -160,4 +161,59 @@ TEST_CASE("offload modes: hybrid calibrates its cost model at start-up and adapt
   const double e =
       std::max(worst(got.prefill, want.prefill, f.V), worst(got.decode, want.decode, f.V));
   CHECK(e < kTolerance);
+}
+
+// The reference backend with marks whose every interval lasts `seconds` (a device timeline under
+// the test's control).
+class FixedMarks final : public BudgetedBackend {
+ public:
+  FixedMarks(Backend& inner, double seconds) : BudgetedBackend(inner, 0), seconds_(seconds) {}
+  uint64_t mark() override { return ++marks_; }
+  double mark_seconds(uint64_t from, uint64_t to) override {
+    return from && to >= from ? seconds_ : -1.0;
+  }
+  uint64_t marks() const { return marks_; }
+
+ private:
+  double seconds_;
+  uint64_t marks_ = 0;
+};
+
+TEST_CASE(
+    "offload modes: the copy channel is timed on the backend's timeline; device_timing "
+    "adapts the split from it") {
+  Fixture f;
+  uint64_t blob = 0;
+  {
+    OffloadMoeExecutor probe(*f.gpu, *f.model, f.options(OffloadMode::kStream, 4));
+    probe.prepare();
+    blob = probe.vram_plan().slot_bytes;
+  }
+  for (bool device_timing : {false, true}) {
+    CAPTURE(device_timing);
+    // Every copy channel lasts 1 us on this timeline, far less than any prediction.
+    FixedMarks gpu(*f.gpu, 1e-6);
+    // Uncalibrated defaults with copies of 30 us (+8 us latency) against 60 us of fixed CPU
+    // cost.
+    OffloadOptions o = f.options(OffloadMode::kHybrid, 4);
+    o.config.offload.calibrate = false;
+    o.config.device.copy_rate = double(blob) / 30e-6;
+    o.config.offload.device_timing = device_timing;
+    OffloadMoeExecutor ex(gpu, *f.model, std::move(o));
+    const Outputs got = run(*f.model, gpu, ex, f.prompt, f.forced, 4);
+    REQUIRE(ex.hybrid());
+    // The first passes (cold cache, scales 1) copy one miss and send the next to the CPU, so
+    // passes with both are timed (two marks each) and reported whatever device_timing says.
+    const StepTelemetry all = [&] {
+      StepTelemetry t = got.prefill_t;
+      t += got.decode_t;
+      return t;
+    }();
+    CHECK(gpu.marks() > 0);
+    CHECK(all.copy_channel_seconds > 0);
+    CHECK(all.copy_channel_seconds <= 1e-6 * double(all.passes));
+    // With device_timing every timed pass measured 1 us against tens predicted and lowers the copy
+    // scale; nothing else moves it then.
+    if (device_timing) CHECK(ex.hybrid()->copy_scale() < 1.0);
+  }
 }

@@ -27,6 +27,8 @@ std::string error_of(const std::string& text) {
 TEST_CASE("offload config: values from TOML") {
   OffloadConfig c;
   parse_offload_config(R"(
+[offload]
+device_timing = true
 [device]
 vram_budget = "22GiB"
 copy_rate = "25GB/s"
@@ -63,6 +65,7 @@ spin_us = 1000
   CHECK(c.io.read_size == 1u << 20);
   CHECK(c.cpu.threads == 16);
   CHECK(c.cpu.spin_us == 1000);
+  CHECK(c.offload.device_timing);
   CHECK(c.cache.decay == 0.9);  // untouched keys keep their defaults
 }
 

@@ -219,7 +219,10 @@ void OffloadMoeExecutor::run_pass(const PlanPass& pass, int pass_no, const float
   }
   // The previous pass's CPU results may still be uploading from the staging block this pass's
   // CPU experts write into.
-  if (pass_no > 0) backend_.synchronize();
+  if (pass_no > 0) {
+    backend_.synchronize();
+    settle_timing();  // the previous pass's copy channel, before this pass marks its own
+  }
   // Both channels at once: the hits on the GPU and the CPU experts while the copies land.
   const bool early = !pass.hits.empty();
   const bool copied = !pass.waits.empty() || !pass.demand.empty();

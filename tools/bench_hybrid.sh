@@ -21,6 +21,9 @@
 #   prefetch  S235 decode (no prefill), the three modes in 3 rounds with the default predictor and
 #             again with --predictor none (`tune` ranks hybrid without prefetch first; two single
 #             runs on the H200 could not tell, docs/PERF.md session 17); about 8 minutes
+#   timing    S235 decode (no prefill), the three modes in 3 rounds with the default feedback and
+#             again with offload.device_timing=true (the copy channel timed on the GPU, copies and
+#             the copied experts' kernel: docs/PERF.md session 19); about 8 minutes
 #   twin      S235's GGUF twin (what llama.cpp reads: Q4_0 experts, Q8_0 attention), converted
 #             back with `coldstream convert` and decoded in the three modes, for the comparison
 #             with llama.cpp's --n-cpu-moe on the same weights; needs ~60 GB of scratch disk and
@@ -42,7 +45,7 @@ while [[ $# -gt 0 ]]; do
     --bin) bindir=$2; shift 2 ;;
     --scratch) scratch=$2; shift 2 ;;
     --commit) commit=$2; shift 2 ;;
-    test|modes|prefill|nvme|ablation|prefetch|twin) steps+=("$1"); shift ;;
+    test|modes|prefill|nvme|ablation|prefetch|timing|twin) steps+=("$1"); shift ;;
     *) echo "bench_hybrid.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -104,6 +107,13 @@ for step in "${steps[@]}"; do
       for p in lookahead none; do
         scenario s235-decode-predictor-$p --model "$scratch/s235.cst" --vram-budget 5GiB \
           --modes hybrid,cpu,stream --rounds 3 --prefill 0 --prompt 32 --generate 48 --predictor $p
+      done ;;
+    timing)
+      synth s235 --shape qwen3-235b-a22b --layers 20
+      for t in false true; do
+        scenario s235-decode-device-timing-$t --model "$scratch/s235.cst" --vram-budget 5GiB \
+          --modes hybrid,cpu,stream --rounds 3 --prefill 0 --prompt 32 --generate 48 \
+          --set offload.device_timing=$t
       done ;;
     twin)
       if [[ ! -f $scratch/s235-twin.cst ]]; then

@@ -6,17 +6,14 @@
 // computed, with one __syncthreads per tile. Q and P are rounded to the cache's 16-bit type;
 // scores, softmax and accumulation stay in fp32.
 //
-// Fragment layouts (PTX ISA, mma.m16n8k16): with g = lane / 4 and c = lane % 4, A holds
-// (row g | g+8, cols 2c, 2c+1 | 2c+8, 2c+9), B holds (k 2c, 2c+1 | 2c+8, 2c+9; n g), and the
-// accumulator holds (row g | g+8, cols 2c, 2c+1). ldmatrix m8n8 reads an 8x8 b16 matrix whose
-// row addresses come from 8 lanes (matrix i from lanes 8i..8i+7) and gives each lane (row g,
-// cols 2c, 2c+1); with .trans it gives (rows 2c, 2c+1, col g) instead. So for S = Q K^T an 8x8
-// block of K rows (keys = n) is a B fragment half as stored, and for O = P V an 8x8 block of V
-// rows (keys = k) is one after the transpose.
+// Fragment and ldmatrix layouts: kernels/cuda/mma.cuh. For S = Q K^T an 8x8 block of K rows
+// (keys = n) is a B fragment half as stored, and for O = P V an 8x8 block of V rows (keys = k) is
+// one after the .trans load.
 #include <atomic>
 
 #include "kernels/cuda/device.cuh"
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/mma.cuh"
 
 namespace cs::cuda {
 namespace {
@@ -35,61 +32,6 @@ struct Smem {
   static constexpr int kChunks = kKeys * D / 8 / kThreads;  // 16-byte loads per thread and tile
   static_assert(kKeys * D / 8 % kThreads == 0, "tile loads must split evenly over the threads");
 };
-
-template <typename KT>
-__device__ __forceinline__ uint32_t pack2(float a, float b);
-template <>
-__device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float a, float b) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(a, b);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-template <>
-__device__ __forceinline__ uint32_t pack2<__half>(float a, float b) {
-  const __half2 v = __floats2half2_rn(a, b);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
-template <typename KT>
-__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                    uint32_t b1) {
-  if constexpr (std::is_same_v<KT, __nv_bfloat16>)
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  else
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// Four 8x8 matrices from shared memory (address: this lane's row), optionally transposed.
-template <bool kTrans>
-__device__ __forceinline__ void ldsm4(uint32_t (&r)[4], uint32_t addr) {
-  if constexpr (kTrans)
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr));
-  else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr));
-}
-
-// 16 bytes global -> shared, bypassing L1; zero-filled (nothing read) when !valid.
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
-               "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() {
-  asm volatile("cp.async.commit_group;\n");
-}
-__device__ __forceinline__ void cp_async_wait_all() {
-  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
-}
 
 __device__ __forceinline__ float fast_exp2(float x) {  // exp2(-inf) = 0
   float y;
@@ -114,7 +56,7 @@ __global__ void __launch_bounds__(kThreads, 1) flash_kernel(FlashParams p) {
   pdl_wait();
   pdl_trigger();
   extern __shared__ __align__(16) unsigned char smem[];
-  const uint32_t sbase = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  const uint32_t sbase = smem_u32(smem);
   const int h = blockIdx.x, r_block = (gridDim.y - 1 - blockIdx.y) * kRowsPerBlock;
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp, g = lane / 4, c = lane % 4;
   const int r0 = r_block + warp * 16;  // this warp's first query row
@@ -164,7 +106,7 @@ __global__ void __launch_bounds__(kThreads, 1) flash_kernel(FlashParams p) {
   for (int t = 0; t < n_tiles; ++t) {
     // Tile t has landed for every thread, and every warp is done with tile t - 1, whose stage
     // tile t + 1 now overwrites while tile t is computed.
-    cp_async_wait_all();
+    cp_async_wait<0>();
     __syncthreads();
     if (t + 1 < n_tiles) load_tile(t + 1);
     const int kt = t * kKeys;

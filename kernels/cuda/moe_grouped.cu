@@ -16,6 +16,7 @@
 
 #include "kernels/cuda/device.cuh"
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/mma.cuh"
 
 namespace cs::cuda {
 namespace {
@@ -93,20 +94,6 @@ __global__ void route_kernel(const int32_t* ids, int P, int E, Workspace w) {
   }
 }
 
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                         uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t bf16x2(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
 // One thread per 8 values: two 16-byte reads of the token's row, one 16-byte bf16 write.
 __global__ void gather_kernel(const float* x, int K, int H, int P, Workspace w) {
   pdl_wait();
@@ -117,29 +104,8 @@ __global__ void gather_kernel(const float* x, int K, int H, int P, Workspace w) 
   const float4* src = reinterpret_cast<const float4*>(x + int64_t(w.perm[slot] / K) * H + h);
   const float4 a = src[0], b = src[1];
   *reinterpret_cast<uint4*>(w.xs + int64_t(slot) * H + h) =
-      make_uint4(bf16x2(a.x, a.y), bf16x2(a.z, a.w), bf16x2(b.x, b.y), bf16x2(b.z, b.w));
-}
-
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return uint32_t(__cvta_generic_to_shared(p));
-}
-// 16 bytes global -> shared without passing through registers; `valid` false writes zeros.
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
-               "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() {
-  asm volatile("cp.async.commit_group;\n" ::);
-}
-// Waits until at most one committed group is still in flight.
-__device__ __forceinline__ void cp_async_wait_one() {
-  asm volatile("cp.async.wait_group 1;\n" ::);
-}
-// Four 8x8 b16 matrices; lane l gives the address of row l % 8 of matrix l / 8.
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_u32(p)));
+      make_uint4(pack2<__nv_bfloat16>(a.x, a.y), pack2<__nv_bfloat16>(a.z, a.w),
+                 pack2<__nv_bfloat16>(b.x, b.y), pack2<__nv_bfloat16>(b.z, b.w));
 }
 
 // One 32-weight Q4 chunk as loaded: codes and the raw fp16 scale (and min). Converted only when
@@ -250,7 +216,7 @@ __global__ void __launch_bounds__(kThreads, 2)
         const int item = threadIdx.x + i * kThreads, r = item / 8, col = kb * kBK + (item % 8) * 8;
         const bool ok = m0 + r < rows && col < C;
         const __nv_bfloat16* src = ok ? a_in + int64_t(slot0 + r) * C + col : a_in;
-        cp_async16(dst + r * kRow + (item % 8) * 8, src, ok);
+        cp_async16(smem_u32(dst + r * kRow + (item % 8) * 8), src, ok);
       }
     }
     cp_async_commit();  // an empty group past the end keeps the wait count uniform
@@ -269,8 +235,8 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int a_r = (lane % 8) + ((lane / 8) % 2) * 8, a_k = (lane / 16) * 8;
   const int b_r = (lane % 8) + (lane / 16) * 8, b_k = ((lane / 8) % 2) * 8;
   for (int kb = 0; kb < nk; ++kb) {
-    cp_async_wait_one();  // this step's activations have landed (the next step's may not)
-    __syncthreads();      // ... for every thread; and step kb - 1's buffers are free
+    cp_async_wait<1>();  // this step's activations have landed (the next step's may not)
+    __syncthreads();     // ... for every thread; and step kb - 1's buffers are free
     load_a(kb + 2);
     const QRaw next = load_b(kb + 2);
     const __nv_bfloat16* at = as + (kb % kAStages) * kBM * kRow;
@@ -280,12 +246,12 @@ __global__ void __launch_bounds__(kThreads, 2)
       uint32_t af[2][4], bf[4][2];
 #pragma unroll
       for (int mf = 0; mf < 2; ++mf)
-        ldmatrix_x4(af[mf], at + (wm * 32 + mf * 16 + a_r) * kRow + ks + a_k);
+        ldsm4<false>(af[mf], smem_u32(at + (wm * 32 + mf * 16 + a_r) * kRow + ks + a_k));
 #pragma unroll
       for (int pair = 0; pair < 2; ++pair) {
         const int nb = DUAL ? pair * (kBN / 2) + wn * 16 : wn * 32 + pair * 16;
         uint32_t r[4];
-        ldmatrix_x4(r, bt + (nb + b_r) * kRow + ks + b_k);
+        ldsm4<false>(r, smem_u32(bt + (nb + b_r) * kRow + ks + b_k));
         bf[2 * pair][0] = r[0];
         bf[2 * pair][1] = r[1];
         bf[2 * pair + 1][0] = r[2];
@@ -294,7 +260,8 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
       for (int nf = 0; nf < 4; ++nf)
 #pragma unroll
-        for (int mf = 0; mf < 2; ++mf) mma_bf16(acc[mf][nf], af[mf], bf[nf][0], bf[nf][1]);
+        for (int mf = 0; mf < 2; ++mf)
+          mma<__nv_bfloat16>(acc[mf][nf], af[mf], bf[nf][0], bf[nf][1]);
     }
     if (kb + 1 < nk) store_dequant(cur, asym, b_stage(kb + 1) + b_row * kRow + b_half * 32);
     cur = next;

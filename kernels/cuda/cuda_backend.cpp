@@ -280,12 +280,8 @@ bool CudaBackend::use_gemv(int T, const MatView& w) const {
 }
 
 void CudaBackend::matmul(const float* x, int T, const MatView& w, float* out) {
-  if (T <= 0) return;
-  if (use_gemv(T, w))
-    check(cuda::gemv(w, x, T, out, stream_), "matmul (gemv)");
-  else
-    gemm(convert_input(x, T, w), T, w, out);
-  done("matmul");
+  const MatView* one = &w;
+  matmuls(x, T, &one, &out, 1);
 }
 
 // One conversion of x for every product that multiplies it in the same 16-bit type.

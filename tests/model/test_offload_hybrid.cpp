@@ -204,11 +204,8 @@ TEST_CASE(
     REQUIRE(ex.hybrid());
     // The first passes (cold cache, scales 1) copy one miss and send the next to the CPU, so
     // passes with both are timed (two marks each) and reported whatever device_timing says.
-    const StepTelemetry all = [&] {
-      StepTelemetry t = got.prefill_t;
-      t += got.decode_t;
-      return t;
-    }();
+    StepTelemetry all = got.prefill_t;
+    all += got.decode_t;
     CHECK(gpu.marks() > 0);
     CHECK(all.copy_channel_seconds > 0);
     CHECK(all.copy_channel_seconds <= 1e-6 * double(all.passes));

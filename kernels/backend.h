@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -210,6 +211,14 @@ class Backend {
   virtual void router(const float* logits, int T, int n_experts, int k, bool renormalize,
                       int32_t* ids, float* weights) = 0;
   virtual void moe(const MoeArgs& a) = 0;
+  // moe(a), and meanwhile caller_work() on the calling thread: a backend with worker threads
+  // starts them on the experts first, then runs it and joins them; the default runs it, then
+  // moe(a). The hybrid offload path queues its GPU kernels there while the CPU computes. Inputs
+  // that moe() would reject throw before caller_work runs.
+  virtual void moe_while(const MoeArgs& a, const std::function<void()>& caller_work) {
+    caller_work();
+    moe(a);
+  }
   // Draws one token from logits [V] into *token (backend pointers; u is a backend pointer to one
   // float so a captured graph takes a fresh number each replay). See SampleArgs.
   virtual void sample(const float* logits, int V, const SampleArgs& s, const float* u,

@@ -78,6 +78,9 @@ class BudgetedBackend : public Backend {
     inner_.router(logits, T, n_experts, k, renormalize, ids, weights);
   }
   void moe(const MoeArgs& a) override { inner_.moe(a); }
+  void moe_while(const MoeArgs& a, const std::function<void()>& caller_work) override {
+    inner_.moe_while(a, caller_work);
+  }
   void sample(const float* logits, int V, const SampleArgs& s, const float* u,
               int32_t* token) override {
     inner_.sample(logits, V, s, u, token);

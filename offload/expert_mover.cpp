@@ -232,6 +232,12 @@ void ExpertMover::finish_cpu_reads(const PlanPass& pass) {
   for (const PlanCpu& c : pass.cpu) settle_read(c.id);
 }
 
+bool ExpertMover::cpu_reads_pending(const PlanPass& pass) const {
+  for (const PlanCpu& c : pass.cpu)
+    if (reads_.count(c.id) || failed_.count(c.id)) return true;
+  return false;
+}
+
 void ExpertMover::drain() {
   StallTimer timer(stats_.stall_seconds);
   if (NvmeReader* reader = host_.reader())

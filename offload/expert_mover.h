@@ -50,6 +50,8 @@ class ExpertMover {
   // Blocks until the host copies of the pass's CPU experts are in RAM (their NVMe reads landed
   // and verified), so the CPU can compute them while the GPU copies are still under way.
   void finish_cpu_reads(const PlanPass& pass);
+  // Whether finish_cpu_reads() would wait: a CPU expert's NVMe read is in flight or failed.
+  bool cpu_reads_pending(const PlanPass& pass) const;
   void start_prefetches(const std::vector<PlanCopy>& prefetches);
   // The host copy of an expert of a plan (from the plan's host slot, or the fixed place).
   const uint8_t* host_src(ExpertId id, const HostFetch& f) const;

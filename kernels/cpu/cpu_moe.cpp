@@ -104,7 +104,8 @@ struct CpuMoe::Scratch {
 CpuMoe::CpuMoe(CpuIsa isa) : isa_(resolve_cpu_isa(isa)), scratch_(std::make_unique<Scratch>()) {}
 CpuMoe::~CpuMoe() = default;
 
-void CpuMoe::run(const CpuMoeArgs& a, const CpuMoeTask* tasks, int n_tasks, ThreadPool& pool) {
+void CpuMoe::run(const CpuMoeArgs& a, const CpuMoeTask* tasks, int n_tasks, ThreadPool& pool,
+                 const std::function<void()>* caller_work) {
   validate(a, tasks, n_tasks);
   const CpuKernels& K = cpu::kernels_for(isa_);
   Scratch& S = *scratch_;
@@ -153,7 +154,9 @@ void CpuMoe::run(const CpuMoeArgs& a, const CpuMoeTask* tasks, int n_tasks, Thre
   auto inter_ptr = [&](int k, int j) { return inter + S.inter_off[k] + S.inter_stride[k] * j; };
 
   // ---- phase A: h = silu(gate x) * up x, per 64-row unit of I ----
-  pool.run(int64_t(S.units.size()), [&](int64_t u, int) {
+  // (Units stay whole pairs of 32-blocks: the AVX-512 kernels interleave a row's int8 blocks in
+  // pairs, so a unit's slice of the intermediate must start at an even block.)
+  auto phase_a = [&](int64_t u, int) {
     const auto [k, i0] = S.units[size_t(u)];
     const CpuMoeTask& task = tasks[k];
     const MatView &gate = task.w.gate, &up = task.w.up, &down = task.w.down;
@@ -200,7 +203,11 @@ void CpuMoe::run(const CpuMoeArgs& a, const CpuMoeTask* tasks, int n_tasks, Thre
                       size_t(i1 - i0) * sizeof(float));
       }
     }
-  });
+  };
+  if (caller_work)
+    pool.run(int64_t(S.units.size()), phase_a, *caller_work);
+  else
+    pool.run(int64_t(S.units.size()), phase_a);
 
   // ---- phase B: out[:, h0:h1] (+)= sum over tasks of weight * down h ----
   const int64_t n_units_b = (H + kUnitRows - 1) / kUnitRows;

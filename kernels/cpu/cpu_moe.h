@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -60,7 +61,10 @@ class CpuMoe {
   // Computes the tasks. Throws cs::Error (kInvalidArgument) on inconsistent shapes, dtypes or
   // rows, before any output is written.
   // REQUIRES: quantized matrices have H and I multiples of 32 and of their group (32, 64, 128).
-  void run(const CpuMoeArgs& args, const CpuMoeTask* tasks, int n_tasks, ThreadPool& pool);
+  // caller_work, when given, runs on the calling thread while the pool's workers start on the
+  // experts' gate and up rows (then the caller joins them); it runs even when there is no task.
+  void run(const CpuMoeArgs& args, const CpuMoeTask* tasks, int n_tasks, ThreadPool& pool,
+           const std::function<void()>* caller_work = nullptr);
 
  private:
   struct Scratch;

@@ -94,7 +94,8 @@ class CpuBackend final : public Backend {
               float* weights) override {
     ref::router(logits, T, n_experts, k, renormalize, ids, weights);
   }
-  void moe(const MoeArgs& a) override;
+  void moe(const MoeArgs& a) override { moe_while(a, nullptr); }
+  void moe_while(const MoeArgs& a, const std::function<void()>& caller_work) override;
   void sample(const float* logits, int V, const SampleArgs& s, const float* u,
               int32_t* token) override {
     *token = ref::sample(logits, V, s, *u);
@@ -227,7 +228,7 @@ void CpuBackend::attention(const AttentionArgs& args) {
   });
 }
 
-void CpuBackend::moe(const MoeArgs& a) {
+void CpuBackend::moe_while(const MoeArgs& a, const std::function<void()>& caller_work) {
   moe_rows_.resize(size_t(a.n_experts));
   moe_w_.resize(size_t(a.n_experts));
   for (int e = 0; e < a.n_experts; ++e) moe_rows_[e].clear(), moe_w_[e].clear();
@@ -251,7 +252,8 @@ void CpuBackend::moe(const MoeArgs& a) {
   args.T = a.T;
   args.hidden = a.hidden;
   args.accumulate = a.accumulate;
-  moe_.run(args, moe_tasks_.data(), int(moe_tasks_.size()), *pool_);
+  moe_.run(args, moe_tasks_.data(), int(moe_tasks_.size()), *pool_,
+           caller_work ? &caller_work : nullptr);
 }
 
 }  // namespace

@@ -184,8 +184,11 @@ void ThreadPool::worker_main(int index) {
   }
 }
 
-void ThreadPool::run_impl(int64_t n_tasks, TaskFn fn, void* ctx) {
-  if (n_tasks <= 0) return;
+void ThreadPool::run_impl(int64_t n_tasks, TaskFn fn, void* ctx, FirstFn first, void* first_ctx) {
+  if (n_tasks <= 0) {
+    if (first) first(first_ctx);
+    return;
+  }
   if (n_tasks > int64_t(kFieldMask))
     fail(ErrorKind::kInvalidArgument, "thread pool: {} tasks in one run (at most {})", n_tasks,
          kFieldMask);
@@ -194,9 +197,17 @@ void ThreadPool::run_impl(int64_t n_tasks, TaskFn fn, void* ctx) {
   ctx_ = ctx;
   done_.store(0, std::memory_order_relaxed);
   next_.store((gen << 48) | (uint64_t(n_tasks) << 24), std::memory_order_release);
-  if (!workers_.empty() && n_tasks > 1) {
+  if (!workers_.empty() && (n_tasks > 1 || first)) {
     wake_gen_.fetch_add(1);
     if (sleepers_.load() > 0) wake_gen_.notify_all();
+  }
+  if (first) {
+    try {
+      first(first_ctx);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mu_);
+      if (!error_) error_ = std::current_exception();
+    }
   }
   drain(0);
   for (int spins = 0; done_.load(std::memory_order_acquire) < n_tasks; ++spins) {

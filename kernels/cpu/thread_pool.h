@@ -56,7 +56,21 @@ class ThreadPool {
     run_impl(
         n_tasks,
         [](void* ctx, int64_t task, int thread) { (*static_cast<Fn*>(ctx))(task, thread); },
-        const_cast<void*>(static_cast<const void*>(&fn)));
+        const_cast<void*>(static_cast<const void*>(&fn)), nullptr, nullptr);
+  }
+  // The same, and the calling thread first runs caller_first() while the workers start on the
+  // tasks, then joins them (the hybrid path queues its GPU kernels there). An exception from
+  // caller_first is rethrown like a task's, after every task has run.
+  template <typename F, typename G>
+  void run(int64_t n_tasks, F&& fn, G&& caller_first) {
+    using Fn = std::remove_reference_t<F>;
+    using Gn = std::remove_reference_t<G>;
+    run_impl(
+        n_tasks,
+        [](void* ctx, int64_t task, int thread) { (*static_cast<Fn*>(ctx))(task, thread); },
+        const_cast<void*>(static_cast<const void*>(&fn)),
+        [](void* ctx) { (*static_cast<Gn*>(ctx))(); },
+        const_cast<void*>(static_cast<const void*>(&caller_first)));
   }
 
   // Binds the calling thread to cores()[0] (for a dedicated thread that drives CPU experts).
@@ -64,7 +78,8 @@ class ThreadPool {
 
  private:
   using TaskFn = void (*)(void*, int64_t, int);
-  void run_impl(int64_t n_tasks, TaskFn fn, void* ctx);
+  using FirstFn = void (*)(void*);
+  void run_impl(int64_t n_tasks, TaskFn fn, void* ctx, FirstFn first, void* first_ctx);
   void worker_main(int index);
   // Claims and runs tasks of the current job until none is left.
   void drain(int thread);

@@ -282,16 +282,19 @@ void OffloadMoeExecutor::settle_timing() {
 // The CPU path: hidden states down; the GPU kernel over the hits launched (it runs while the CPU
 // works) and, where compute is asynchronous and the copies are all issued, the kernel over the
 // copied experts queued behind their copies, so the GPU does not wait for the CPU to start it;
-// then the CPU experts computed from their host copies. Returns the CPU's partial sums
-// (page-locked staging for decode-sized passes) and whether the copied experts were queued.
+// then the CPU experts computed from their host copies. On a GPU, when the CPU experts are all in
+// RAM, the GPU launches are made while the CPU's workers already compute (Backend::moe_while), so
+// the CPU channel does not start behind them; an expert still on its way from NVMe is waited for
+// after the launches instead. Returns the CPU's partial sums (page-locked staging for
+// decode-sized passes) and whether the copied experts were queued.
 OffloadMoeExecutor::CpuPass OffloadMoeExecutor::run_cpu(const PlanPass& pass, const MoeArgs& gpu,
                                                         bool copied) {
   const int T = pass.t_end - pass.t_begin;
   const size_t n = size_t(T) * size_t(H_);
-  float* hout = staging_.out;
+  CpuPass r{staging_.out, false, 0};
   if (n > staging_.x_floats) {
     host_cpu_out_.resize(n);
-    hout = host_cpu_out_.data();
+    r.out = host_cpu_out_.data();
   }
   const float* hx = staging_.x + size_t(pass.t_begin) * size_t(H_);
   if (host_x_layer_ < 0) {  // not brought down with the routing (a large batch)
@@ -300,14 +303,18 @@ OffloadMoeExecutor::CpuPass OffloadMoeExecutor::run_cpu(const PlanPass& pass, co
     hx = host_x_.data();
   }
   const bool early = !pass.hits.empty();
-  if (early) launch_gpu(pass, true, false, gpu, false);
   const bool async_compute = !backend_.host_memory() && opt_.compute_stream;
-  const bool queued = copied && async_compute && mover_->order_pass(pass);
-  uint64_t copied_mark = 0;
-  if (queued) {
-    launch_gpu(pass, false, true, gpu, early);
-    copied_mark = backend_.mark();
-  }
+  const std::function<void()> launch = [&] {
+    if (early) launch_gpu(pass, true, false, gpu, false);
+    if (copied && async_compute && mover_->order_pass(pass)) {
+      launch_gpu(pass, false, true, gpu, early);
+      r.copied_queued = true;
+      r.copied_mark = backend_.mark();
+    }
+  };
+  // A host backend computes the "launches" itself: overlapped, two thread pools would compete.
+  const bool overlap = !backend_.host_memory() && !mover_->cpu_reads_pending(pass);
+  if (!overlap) launch();
   mover_->finish_cpu_reads(pass);
   std::fill(table_.begin(), table_.end(), ExpertWeights{});
   for (const PlanCpu& c : pass.cpu)
@@ -318,10 +325,13 @@ OffloadMoeExecutor::CpuPass OffloadMoeExecutor::run_cpu(const PlanPass& pass, co
   a.ids = staging_.ids + size_t(pass.t_begin) * size_t(K_);
   a.weights = staging_.w + size_t(pass.t_begin) * size_t(K_);
   a.table = table_.data();
-  a.out = hout;
+  a.out = r.out;
   a.accumulate = false;
-  cpu_backend_->moe(a);
-  return {hout, queued, copied_mark};
+  if (overlap)
+    cpu_backend_->moe_while(a, launch);
+  else
+    cpu_backend_->moe(a);
+  return r;
 }
 
 const OffloadTelemetry& OffloadMoeExecutor::telemetry() {

@@ -117,7 +117,7 @@ class OffloadMoeExecutor final : public MoeExecutor {
   void run_pass(const PlanPass& pass, int pass_no, const float* x, const int32_t* ids,
                 const float* weights, float* out);
   struct CpuPass {
-    const float* out;      // the CPU experts' partial sums [T][H], host memory
+    float* out;            // the CPU experts' partial sums [T][H], host memory
     bool copied_queued;    // the copied experts' kernel is queued already
     uint64_t copied_mark;  // a backend mark right after that kernel (0: not queued)
   };

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/error.h"
@@ -161,6 +162,45 @@ TEST_CASE("cpu_moe: every level gives nearly the same result (same int8 arithmet
     else
       CHECK(rel_error(out, first) < 1e-3);  // fp32 order; a rare intermediate code may flip
   }
+}
+
+TEST_CASE(
+    "cpu_moe: the thread count does not change results, and moe_while runs the caller's work") {
+  std::mt19937 rng(13);
+  // One expert of I = 320 at decode (5 units of 64 rows, the last partial), 1 and 4 threads:
+  // bit-identical. (A 32-row unit once broke this on AVX-512 only, where the intermediate's
+  // int8 blocks are stored in pairs: run these tests on an AVX-512 machine too.)
+  const MoeCase c{64, 320, 1, 4, 1};
+  Layer L = make_layer({DType::kQ4, 32, false}, c, rng);
+  L.table.assign(L.table.size(), ExpertWeights{});
+  L.table[0] = L.experts[0].w;  // token 0 routes to expert 0
+  std::vector<float> one(size_t(c.H)), four(size_t(c.H)), overlapped(size_t(c.H), 3.0f);
+  make_cpu_backend({.threads = 1})->moe(moe_args(L, c, one.data(), false));
+  auto backend = make_cpu_backend({.threads = 4});
+  backend->moe(moe_args(L, c, four.data(), false));
+  CHECK(one == four);
+  CHECK(std::any_of(one.begin(), one.end(), [](float v) { return v != 0; }));
+  int calls = 0;
+  std::thread::id ran_on;
+  backend->moe_while(moe_args(L, c, overlapped.data(), false), [&] {
+    ++calls;
+    ran_on = std::this_thread::get_id();
+  });
+  CHECK(calls == 1);
+  CHECK(ran_on == std::this_thread::get_id());
+  CHECK(overlapped == four);
+  // No expert present: nothing for the workers, the caller's work still runs once.
+  L.table.assign(L.table.size(), ExpertWeights{});
+  backend->moe_while(moe_args(L, c, overlapped.data(), false), [&] { ++calls; });
+  CHECK(calls == 2);
+  CHECK(std::all_of(overlapped.begin(), overlapped.end(), [](float v) { return v == 0; }));
+  // A rejected input throws before the caller's work (the default Backend::moe_while runs it
+  // first and then moe(); the CPU backend validates first).
+  L.table[0] = L.experts[0].w;
+  L.ids[0] = c.E;
+  CHECK_THROWS_AS(backend->moe_while(moe_args(L, c, overlapped.data(), false), [&] { ++calls; }),
+                  Error);
+  CHECK(calls == 2);
 }
 
 TEST_CASE("cpu_moe rejects inconsistent tasks with a message naming the problem") {

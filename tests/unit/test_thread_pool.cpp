@@ -72,6 +72,44 @@ TEST_CASE("thread pool: the first exception of a job reaches run(); the pool sta
   CHECK(after.load() == 10);
 }
 
+TEST_CASE("thread pool: the caller's first work runs once on the caller, beside the tasks") {
+  ThreadPool pool(ThreadPoolOptions{.threads = 3});
+  for (int64_t n : {0, 1, 40}) {
+    std::atomic<int> ran{0};
+    int first = 0;
+    std::thread::id first_on;
+    pool.run(
+        n, [&](int64_t, int) { ran.fetch_add(1); },
+        [&] {
+          ++first;
+          first_on = std::this_thread::get_id();
+        });
+    CHECK(ran.load() == n);
+    CHECK(first == 1);
+    CHECK(first_on == std::this_thread::get_id());
+  }
+  // A single task goes to a worker while the caller is busy: it finishes before the caller's
+  // work returns (with 3 threads the workers are woken for it).
+  std::atomic<bool> task_done{false};
+  bool seen_done = false;
+  pool.run(
+      1, [&](int64_t, int) { task_done.store(true); },
+      [&] {
+        const auto t0 = std::chrono::steady_clock::now();
+        while (!task_done.load() && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5))
+          std::this_thread::yield();
+        seen_done = task_done.load();
+      });
+  CHECK(seen_done);
+  // An exception from the caller's work reaches run() after every task ran.
+  std::atomic<int> ran{0};
+  CHECK_THROWS_AS(pool.run(
+                      20, [&](int64_t, int) { ran.fetch_add(1); },
+                      [] { throw std::runtime_error("caller failed"); }),
+                  std::runtime_error);
+  CHECK(ran.load() == 20);
+}
+
 TEST_CASE("thread pool: core selection honours explicit lists and rejects bad options") {
   const std::vector<int> cores = select_cores({});
   CHECK(!cores.empty());

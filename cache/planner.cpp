@@ -235,7 +235,8 @@ void Planner::add_prefetches(LayerPlan& plan, const Prediction& predicted, uint6
     const ExpertId id = pe.id;
     const int p = gpu_.partition_of(id);
     if (p < 0 || gpu_.find(id) >= 0) continue;
-    const int cap = std::max(1, int(opt_.prefetch_share * gpu_.partition_size(p)));
+    int cap = std::max(1, int(opt_.prefetch_share * gpu_.partition_size(p)));
+    if (opt_.prefetch_copies > 0) cap = std::min(cap, opt_.prefetch_copies);
     HostFetch host;
     if (host_ && host_->find(id) < 0) {
       if (host_->loading_count(0) >= std::max(1, int(opt_.prefetch_share * host_->n_slots())))

@@ -64,6 +64,9 @@ struct PlannerOptions {
   MissPathChooser* chooser = nullptr;      // not owned
   // Prefetches stop while this share of a partition's slots is loading.
   double prefetch_share = 0.5;
+  // ... or while this many prefetch copies are loading in a partition (0: no such cap). Bounds
+  // the copy channel's backlog (predictions come best first, so the cap keeps the likeliest).
+  int prefetch_copies = 0;
 };
 
 class Planner {

@@ -99,6 +99,7 @@ ReplayResult replay_trace(const RoutingTrace& trace, const ReplayConfig& cfg) {
   po.miss_path = cfg.miss_path;
   po.chooser = cfg.chooser;
   po.prefetch_share = cfg.prefetch_share;
+  po.prefetch_copies = cfg.prefetch_copies;
   Planner planner(*gpu, host.get(), po);
 
   ReplayResult r;

@@ -41,6 +41,7 @@ struct ReplayConfig {
   double threshold = 0.05;
   int top_k = 0;
   double prefetch_share = 0.5;
+  int prefetch_copies = 0;
   MissPath miss_path = MissPath::kStream;
   MissPathChooser* chooser = nullptr;  // not owned; overrides miss_path (the hybrid mode)
   int host_slots = 0;                  // host-RAM cache over NVMe; 0: every expert in RAM

@@ -286,6 +286,9 @@ const std::vector<Key>& schema() {
       {"cache", "prefetch_share",
        [](OffloadConfig& c, const Value& v) { c.cache.prefetch_share = get_double(v, 0, 1); },
        [](const OffloadConfig& c) { return fmt::format("{}", c.cache.prefetch_share); }},
+      {"cache", "prefetch_copies",
+       [](OffloadConfig& c, const Value& v) { c.cache.prefetch_copies = int(get_int(v, 0, 4096)); },
+       [](const OffloadConfig& c) { return std::to_string(c.cache.prefetch_copies); }},
       // [predictor]
       {"predictor", "kind",
        [](OffloadConfig& c, const Value& v) {

@@ -48,6 +48,7 @@ struct CacheConfig {
   std::string hot_set;                        // path of a hot-set profile; empty: none
   PolicyKind host_policy = PolicyKind::kLru;  // the host-RAM cache over NVMe
   double prefetch_share = 0.5;  // prefetches pause while this share of slots is loading
+  int prefetch_copies = 0;      // at most this many prefetch copies to the GPU in flight; 0: no cap
 };
 
 struct OffloadModeConfig {

@@ -277,6 +277,7 @@ void OffloadMoeExecutor::prepare() {
     hybrid_ = std::make_unique<HybridChooser>(CostModel(defaults), cfg.offload.adapt);
   po.chooser = opt_.chooser ? opt_.chooser : hybrid_.get();
   po.prefetch_share = cfg.cache.prefetch_share;
+  po.prefetch_copies = cfg.cache.prefetch_copies;
   planner_ = std::make_unique<Planner>(*gpu_cache_, host_->cache(), po);
   mover_ = std::make_unique<ExpertMover>(*host_, *gpu_cache_, *copies_, slots_.as<uint8_t>());
   table_.assign(size_t(E_), ExpertWeights{});

@@ -94,7 +94,8 @@ void validate(const Model& model, const RoutingTrace& t, const CheckOptions& o) 
 }  // namespace
 
 ExpertTimeFit fit_expert_time(const std::vector<double>& predicted,
-                              const std::vector<double>& seconds) {
+                              const std::vector<double>& seconds,
+                              const std::vector<double>& moe_seconds) {
   constexpr size_t kMinFitSteps = 24, kMinFitPairs = 50;
   ExpertTimeFit f;
   const size_t n = std::min(predicted.size(), seconds.size());
@@ -119,9 +120,30 @@ ExpertTimeFit fit_expert_time(const std::vector<double>& predicted,
       }
     }
   }
-  std::vector<double> rest(n);
-  for (size_t i = 0; i < n; ++i) rest[i] = seconds[i] - f.scale * predicted[i];
-  f.rest = median(std::move(rest));
+  auto rest_at = [&](double scale) {
+    std::vector<double> rest(n);
+    for (size_t i = 0; i < n; ++i) rest[i] = seconds[i] - scale * predicted[i];
+    return median(std::move(rest));
+  };
+  f.rest = rest_at(f.scale);
+  if (f.fitted && f.rest <= 0) {
+    // Every step does non-expert work (attention, lm_head, sampling): a slope that leaves none
+    // comes from noisy steps (a busy machine), not from the experts. Take the model as it is.
+    f.scale = 1;
+    f.fitted = false;
+    f.rest = rest_at(1);
+  }
+  if (f.rest <= 0 && moe_seconds.size() >= n) {
+    // The model charges more than the steps took: split them as the executor measured them.
+    std::vector<double> rest(n), ratio;
+    for (size_t i = 0; i < n; ++i) {
+      rest[i] = seconds[i] - moe_seconds[i];
+      if (predicted[i] > 0) ratio.push_back(moe_seconds[i] / predicted[i]);
+    }
+    f.rest = median(std::move(rest));
+    if (!ratio.empty()) f.scale = std::clamp(median(std::move(ratio)), 0.5, 3.0);
+    f.measured = true;
+  }
   return f;
 }
 
@@ -163,17 +185,21 @@ WarmupFit fit_warmup(const Model& model, const RoutingTrace& trace, const Offloa
   double pred = 0;
   int carried = 0;
   run.ex().set_plan_observer([&](const LayerPlan& p) { pred += plan_seconds(p, cm, carried); });
-  std::vector<double> d_pred, d_sec, p_pred, p_sec;
+  std::vector<double> d_pred, d_sec, d_moe, p_pred, p_sec;
+  double moe_before = run.ex().telemetry().total.seconds;
   int64_t prefill_tokens = 0;
   run_trace_steps(*run.session, first_requests(trace, o.warmup),
                   [&](const TraceStep& s, double sec) {
                     (s.T == 1 ? d_pred : p_pred).push_back(pred);
                     (s.T == 1 ? d_sec : p_sec).push_back(sec);
+                    const double moe = run.ex().telemetry().total.seconds;  // closes the step
+                    if (s.T == 1) d_moe.push_back(moe - moe_before);
+                    moe_before = moe;
                     if (s.T > 1) prefill_tokens += s.T;
                     pred = 0;
                   });
   run.ex().set_plan_observer({});
-  w.fit = fit_expert_time(d_pred, d_sec);
+  w.fit = fit_expert_time(d_pred, d_sec, d_moe);
   w.time.expert_scale = w.fit.scale;
   w.time.step_seconds = std::max(0.0, w.fit.rest);
   // Each token of a prefill step past the first (a one-token step costs step_seconds).
@@ -192,7 +218,10 @@ std::string describe_fit(const char* what, const WarmupFit& w) {
   return fmt::format(
       "{}: expert time x {:.2f} ({}), non-expert time {:.3f} ms per step + {:.4f} ms per prefill "
       "token ({} decode, {} prefill steps)",
-      what, w.time.expert_scale, w.fit.fitted ? "fitted" : "not fitted: too little spread",
+      what, w.time.expert_scale,
+      w.fit.fitted     ? "fitted"
+      : w.fit.measured ? "split as measured: the model overcharged"
+                       : "not fitted: no believable slope",
       1e3 * w.time.step_seconds, 1e3 * w.time.token_seconds, w.fit.steps, w.prefill_steps);
 }
 
@@ -235,6 +264,7 @@ ReplayConfig replay_config(const OffloadConfig& cfg, int gpu_slots, const Routin
   rc.threshold = cfg.predictor.threshold;
   rc.top_k = cfg.predictor.top_k;
   rc.prefetch_share = cfg.cache.prefetch_share;
+  rc.prefetch_copies = cfg.cache.prefetch_copies;
   rc.miss_path = cfg.offload.mode == OffloadMode::kCpu ? MissPath::kCpu : MissPath::kStream;
   rc.host_policy = cfg.cache.host_policy;
   const TraceHeader& h = trace.header;

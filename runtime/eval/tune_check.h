@@ -82,14 +82,20 @@ struct CheckCost {
 // a few slow steps); it is used when there are enough steps and the predictions spread enough
 // to measure one (24 steps or more, their 10th and 90th percentiles at least 10% of the median
 // apart, 50 pairs of steps that far apart) and it lies in [0.5, 3]; else the scale stays 1.
-// `rest` is the median of seconds - scale x predicted.
+// `rest` is the median of seconds - scale x predicted. Every step has non-expert work, so a rest
+// of 0 or less means the model or the slope is off (timings on a busy machine): a fitted slope is
+// dropped (scale 1); if the rest is still not positive and `moe_seconds` (the executor's own time
+// of each step's MoE layers) is given, the steps are split as measured instead: rest = median of
+// seconds - moe_seconds, scale = median of moe_seconds / predicted (within [0.5, 3]).
 struct ExpertTimeFit {
   double scale = 1, rest = 0;
-  bool fitted = false;  // the slope was measured (else scale is 1)
-  int steps = 0;        // the steps it was fitted over
+  bool fitted = false;    // the slope was measured (else scale is 1)
+  bool measured = false;  // split as measured (see above)
+  int steps = 0;          // the steps it was fitted over
 };
 ExpertTimeFit fit_expert_time(const std::vector<double>& predicted,
-                              const std::vector<double>& seconds);
+                              const std::vector<double>& seconds,
+                              const std::vector<double>& moe_seconds = {});
 
 // The cost model from a hardware profile (the tuner's estimate of the non-expert time).
 CheckCost check_cost_from_profile(const HardwareProfile& hw, const ModelShape& shape);

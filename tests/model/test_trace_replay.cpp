@@ -369,4 +369,26 @@ TEST_CASE("tune --check: the expert-time fit measures what a miss costs around t
   for (size_t i = 0; i < pred.size(); ++i) steep[i] = 10 * pred[i];
   CHECK_FALSE(fit_expert_time(pred, steep).fitted);
   CHECK(fit_expert_time({}, {}).scale == 1);
+  // A slope in range that leaves no non-expert time (steps timed on a busy machine: the slow
+  // ones happen to be those with more misses) is dropped for the model as it is.
+  std::vector<double> busy(pred.size());
+  for (size_t i = 0; i < pred.size(); ++i) busy[i] = 2.5 * pred[i] - 1.5e-3;
+  const ExpertTimeFit dropped = fit_expert_time(pred, busy);
+  CHECK_FALSE(dropped.fitted);
+  CHECK(dropped.scale == 1);
+  CHECK(dropped.rest > 0);
+  // A model that charges more than 11 steps took (too few to fit; calibrated during a load
+  // spike): with the executor's own MoE times the steps are split as measured.
+  std::vector<double> few(pred.begin(), pred.begin() + 11), over(11), moe(11);
+  for (size_t i = 0; i < few.size(); ++i) {
+    moe[i] = 0.6 * few[i];
+    over[i] = 0.2e-3 + moe[i];
+  }
+  const ExpertTimeFit unsplit = fit_expert_time(few, over);
+  CHECK(unsplit.rest <= 0);
+  CHECK_FALSE(unsplit.measured);
+  const ExpertTimeFit split = fit_expert_time(few, over, moe);
+  CHECK(split.measured);
+  CHECK(split.rest == doctest::Approx(0.2e-3));
+  CHECK(split.scale == doctest::Approx(0.6));
 }

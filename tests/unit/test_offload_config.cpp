@@ -38,6 +38,7 @@ numa = 1
 [cache]
 policy = "lfu"
 allocation = "per_layer"
+prefetch_copies = 2
 [predictor]
 kind = "coactivation"
 horizon = 2
@@ -58,6 +59,7 @@ spin_us = 1000
   CHECK(c.memory.numa_node == 1);
   CHECK(c.cache.policy == PolicyKind::kLfu);
   CHECK(c.cache.allocation == SlotAllocation::kPerLayer);
+  CHECK(c.cache.prefetch_copies == 2);
   CHECK(c.predictor.kind == PredictorKind::kCoactivation);
   CHECK(c.predictor.horizon == 2);
   CHECK(c.io.queue_depth == 64);
@@ -72,7 +74,7 @@ spin_us = 1000
 TEST_CASE("offload config: unknown keys and bad values name the line and column") {
   CHECK(error_of("[cache]\npolcy = \"lru\"\n") ==
         "cfg.toml:2:1: unknown key 'cache.polcy' (keys of [cache]: policy, allocation, decay, "
-        "hot_set, host_policy, prefetch_share)");
+        "hot_set, host_policy, prefetch_share, prefetch_copies)");
   CHECK(error_of("[cache]\npolicy = \"mru\"\n") ==
         "cfg.toml:2:10: cache.policy: expected one of lru, lfu, router_freq, got 'mru'");
   CHECK(error_of("[cache]\npolicy = \"belady\"\n").find("expected one of") != std::string::npos);

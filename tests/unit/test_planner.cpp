@@ -93,6 +93,30 @@ TEST_CASE("planner: demand copies, prefetches from predictions, waits, then hits
   CHECK(p.tick == 2);  // step 1 x 2 layers + layer 0
 }
 
+TEST_CASE("planner: prefetch_copies caps the prefetch copies in flight, keeping the likeliest") {
+  PlannerOptions o;
+  o.prefetch_share = 1.0;
+  o.prefetch_copies = 2;
+  Fixture f(8, 0, o);
+  // Predictions come best first: 3, 4, 5, 6 for layer 1; only 3 and 4 are copied.
+  LayerPlan p = f.plan(0, {{1, 2}}, predict(1, {3, 4, 5, 6}));
+  REQUIRE(p.prefetches.size() == 2);
+  CHECK(p.prefetches[0].id == ExpertId{1, 3});
+  CHECK(p.prefetches[1].id == ExpertId{1, 4});
+  // Both still loading at the next layer (which does not use them): nothing more is prefetched;
+  // once one has landed, one more is.
+  p = f.plan(1, {{7, 0}}, predict(0, {5, 6}));
+  CHECK(p.prefetches.empty());
+  f.gpu->loaded({1, 3});
+  f.planner->begin_step(1);
+  p = f.plan(0, {{1, 2}}, predict(1, {5, 6}));
+  REQUIRE(p.prefetches.size() == 1);
+  CHECK(p.prefetches[0].id == ExpertId{1, 5});
+  // Without the cap every prediction that fits is copied.
+  Fixture g(8, 0, {.prefetch_share = 1.0});
+  CHECK(g.plan(0, {{1, 2}}, predict(1, {3, 4, 5, 6})).prefetches.size() == 4);
+}
+
 TEST_CASE("planner: a layer whose experts exceed the slots runs in passes over token ranges") {
   Fixture f(3, 0, {}, 1);
   const LayerPlan p = f.plan(0, {{0, 1}, {2, 3}, {0, 2}, {4, 5}});

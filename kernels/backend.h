@@ -213,8 +213,8 @@ class Backend {
   virtual void moe(const MoeArgs& a) = 0;
   // moe(a), and meanwhile caller_work() on the calling thread: a backend with worker threads
   // starts them on the experts first, then runs it and joins them; the default runs it, then
-  // moe(a). The hybrid offload path queues its GPU kernels there while the CPU computes. Inputs
-  // that moe() would reject throw before caller_work runs.
+  // moe(a). The hybrid offload path queues its GPU kernels there while the CPU computes. The CPU
+  // backend rejects bad inputs before caller_work runs; the default has run it by then.
   virtual void moe_while(const MoeArgs& a, const std::function<void()>& caller_work) {
     caller_work();
     moe(a);

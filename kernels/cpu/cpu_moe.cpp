@@ -101,13 +101,18 @@ struct CpuMoe::Scratch {
   std::vector<std::pair<int, int>> units;  // phase A: (task, first row of I)
 };
 
-CpuMoe::CpuMoe(CpuIsa isa) : isa_(resolve_cpu_isa(isa)), scratch_(std::make_unique<Scratch>()) {}
+CpuMoe::CpuMoe(CpuIsa isa)
+    : isa_(resolve_cpu_isa(isa)),
+      kernels_(&cpu::kernels_for(isa_)),
+      scratch_(std::make_unique<Scratch>()) {}
+CpuMoe::CpuMoe(const CpuKernels& kernels)
+    : isa_(kernels.isa), kernels_(&kernels), scratch_(std::make_unique<Scratch>()) {}
 CpuMoe::~CpuMoe() = default;
 
 void CpuMoe::run(const CpuMoeArgs& a, const CpuMoeTask* tasks, int n_tasks, ThreadPool& pool,
                  const std::function<void()>* caller_work) {
   validate(a, tasks, n_tasks);
-  const CpuKernels& K = cpu::kernels_for(isa_);
+  const CpuKernels& K = *kernels_;
   Scratch& S = *scratch_;
   const int64_t H = a.hidden;
 

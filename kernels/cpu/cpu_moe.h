@@ -30,6 +30,9 @@
 #include "kernels/types.h"
 
 namespace cs {
+namespace cpu {
+struct CpuKernels;
+}
 
 struct CpuMoeTask {
   ExpertWeights w;                 // host views; gate/up [I][H], down [H][I]
@@ -49,6 +52,8 @@ class CpuMoe {
  public:
   // kAuto: the best instruction set of this CPU; a named level forces it (throws if unsupported).
   explicit CpuMoe(CpuIsa isa = CpuIsa::kAuto);
+  // On a given kernel table (tests: the AVX-512 layout emulated on machines without AVX-512).
+  explicit CpuMoe(const cpu::CpuKernels& kernels);
   ~CpuMoe();
   CpuMoe(const CpuMoe&) = delete;
   CpuMoe& operator=(const CpuMoe&) = delete;
@@ -69,6 +74,7 @@ class CpuMoe {
  private:
   struct Scratch;
   CpuIsa isa_;
+  const cpu::CpuKernels* kernels_;
   int prefetch_ = 1024;
   std::unique_ptr<Scratch> scratch_;
 };

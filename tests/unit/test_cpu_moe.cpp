@@ -85,6 +85,26 @@ MoeArgs moe_args(const Layer& L, const MoeCase& c, float* out, bool accumulate) 
   return a;
 }
 
+// The CpuMoe tasks of a layer: each present expert with the token rows routed to it.
+struct Tasks {
+  std::vector<std::vector<int32_t>> rows;
+  std::vector<std::vector<float>> wts;
+  std::vector<CpuMoeTask> list;
+  Tasks(const Layer& L, const MoeCase& c) : rows(size_t(c.E)), wts(size_t(c.E)) {
+    for (int t = 0; t < c.T; ++t)
+      for (int j = 0; j < c.K; ++j) {
+        const int e = L.ids[size_t(t * c.K + j)];
+        if (!L.table[size_t(e)].present()) continue;
+        rows[size_t(e)].push_back(t);
+        wts[size_t(e)].push_back(L.weights[size_t(t * c.K + j)]);
+      }
+    for (int e = 0; e < c.E; ++e)
+      if (!rows[size_t(e)].empty())
+        list.push_back({L.table[size_t(e)], rows[size_t(e)].data(), wts[size_t(e)].data(),
+                        int(rows[size_t(e)].size())});
+  }
+};
+
 const test::WeightFormat kFormats[] = {
     {DType::kQ4, 32, false}, {DType::kQ4, 64, true},  {DType::kQ4, 128, false},
     {DType::kQ8, 32, false}, {DType::kF32, 0, false}, {DType::kBF16, 0, false},
@@ -124,27 +144,41 @@ TEST_CASE("cpu_moe equals the reference MoE on every level, format and odd shape
         // Through CpuMoe directly, overwriting: rows of experts that are absent still get 0 + ...
         std::vector<float> want0(want.size(), 0.0f), got0(want.size(), 7.0f);
         ref::moe(moe_args(L, c, want0.data(), false));
-        std::vector<std::vector<int32_t>> rows(size_t(c.E));
-        std::vector<std::vector<float>> wts(size_t(c.E));
-        for (int t = 0; t < c.T; ++t)
-          for (int j = 0; j < c.K; ++j) {
-            const int e = L.ids[size_t(t * c.K + j)];
-            if (!L.table[size_t(e)].present()) continue;
-            rows[size_t(e)].push_back(t);
-            wts[size_t(e)].push_back(L.weights[size_t(t * c.K + j)]);
-          }
-        std::vector<CpuMoeTask> tasks;
-        for (int e = 0; e < c.E; ++e)
-          if (!rows[size_t(e)].empty())
-            tasks.push_back({L.table[size_t(e)], rows[size_t(e)].data(), wts[size_t(e)].data(),
-                             int(rows[size_t(e)].size())});
+        const Tasks tasks(L, c);
         CpuMoe moe(isa);
-        moe.run({L.x.data(), got0.data(), c.T, c.H, false}, tasks.data(), int(tasks.size()), pool);
+        moe.run({L.x.data(), got0.data(), c.T, c.H, false}, tasks.list.data(),
+                int(tasks.list.size()), pool);
         CHECK(rel_error(got0, want0) < tolerance(f));
       }
     }
   }
   MESSAGE("worst relative error with quantized experts: " << worst_quantized);
+}
+
+TEST_CASE("cpu_moe on the AVX-512 layout emulated in C++ equals the reference MoE") {
+  // The intermediate's int8 blocks are stored in pairs on AVX-512: CpuMoe's slices of it must
+  // keep the pairs whole (a 32-row work unit once did not). Runs on AVX2-only machines too.
+  std::mt19937 rng(17);
+  ThreadPool pool(ThreadPoolOptions{.threads = 4});
+  CpuMoe moe(test::avx512_emulation_kernels());
+  for (const test::WeightFormat& f : kFormats) {
+    if (f.dtype != DType::kQ4 && f.dtype != DType::kQ8) continue;
+    const int g = f.group;
+    // One expert at decode (the hybrid's CPU passes), odd block counts, several tokens.
+    for (const MoeCase& c : {MoeCase{g, 5 * g, 1, 2, 1}, MoeCase{3 * g, 7 * g, 5, 6, 3},
+                             MoeCase{2 * g, 10 * g, 1, 4, 1}}) {
+      CAPTURE(f.group);
+      CAPTURE(c.I);
+      CAPTURE(c.T);
+      const Layer L = make_layer(f, c, rng);
+      std::vector<float> want(size_t(c.T) * c.H, 0.0f), got(want.size(), 7.0f);
+      ref::moe(moe_args(L, c, want.data(), false));
+      const Tasks tasks(L, c);
+      moe.run({L.x.data(), got.data(), c.T, c.H, false}, tasks.list.data(), int(tasks.list.size()),
+              pool);
+      CHECK(rel_error(got, want) < tolerance(f));
+    }
+  }
 }
 
 TEST_CASE("cpu_moe: every level gives nearly the same result (same int8 arithmetic)") {
@@ -168,18 +202,24 @@ TEST_CASE(
     "cpu_moe: the thread count does not change results, and moe_while runs the caller's work") {
   std::mt19937 rng(13);
   // One expert of I = 320 at decode (5 units of 64 rows, the last partial), 1 and 4 threads:
-  // bit-identical. (A 32-row unit once broke this on AVX-512 only, where the intermediate's
-  // int8 blocks are stored in pairs: run these tests on an AVX-512 machine too.)
+  // bit-identical on every level this machine runs. (32-row units once broke this on AVX-512
+  // only, where the intermediate's int8 blocks are stored in pairs: the GPU host runs these
+  // tests on AVX-512; the development machines have AVX2.)
   const MoeCase c{64, 320, 1, 4, 1};
   Layer L = make_layer({DType::kQ4, 32, false}, c, rng);
   L.table.assign(L.table.size(), ExpertWeights{});
   L.table[0] = L.experts[0].w;  // token 0 routes to expert 0
   std::vector<float> one(size_t(c.H)), four(size_t(c.H)), overlapped(size_t(c.H), 3.0f);
-  make_cpu_backend({.threads = 1})->moe(moe_args(L, c, one.data(), false));
+  for (CpuIsa isa : test::supported_isas()) {
+    const std::string isa_name = cpu_isa_name(isa);
+    CAPTURE(isa_name);
+    make_cpu_backend({.threads = 1, .isa = isa})->moe(moe_args(L, c, one.data(), false));
+    make_cpu_backend({.threads = 4, .isa = isa})->moe(moe_args(L, c, four.data(), false));
+    CHECK(one == four);
+    CHECK(std::any_of(one.begin(), one.end(), [](float v) { return v != 0; }));
+  }
   auto backend = make_cpu_backend({.threads = 4});
   backend->moe(moe_args(L, c, four.data(), false));
-  CHECK(one == four);
-  CHECK(std::any_of(one.begin(), one.end(), [](float v) { return v != 0; }));
   int calls = 0;
   std::thread::id ran_on;
   backend->moe_while(moe_args(L, c, overlapped.data(), false), [&] {

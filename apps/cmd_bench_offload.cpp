@@ -15,6 +15,7 @@
 #include "apps/bench_synthetic.h"
 #include "apps/cli_common.h"
 #include "apps/offload_cli.h"
+#include "cache/hybrid_chooser.h"
 #include "common/error.h"
 #include "common/units.h"
 #include "offload/nvml.h"
@@ -52,6 +53,9 @@ struct Result {
   double cold_seconds = 0;    // the untimed warm-up prefill
   double prefill_passes = 0;  // passes per MoE layer in the prefill (1: every chunk fit)
   uint64_t vram_peak = 0;
+  // Hybrid mode: the start-up calibration and the channel scales at the end of the run (the
+  // split follows both; runs that calibrate slower CPU experts settle with more copies).
+  nlohmann::json hybrid;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -177,6 +181,16 @@ Result run_variant(const Model& model, const ExpertLocator* loc, const Variant& 
     r.experts_per_layer = layers ? used / layers : 0;
   }
   r.vram_peak = rt.backend().memory_used();
+  if (const HybridChooser* h = ex.hybrid()) {
+    const CostParams& p = h->model().params();
+    r.hybrid = {{"copy_rate", p.copy_rate},
+                {"dram_rate", p.dram_rate},
+                {"cpu_expert_seconds", p.cpu.empty() ? 0.0 : p.cpu.front().seconds},
+                {"cpu_fixed_seconds", p.cpu_fixed},
+                {"copy_scale", h->copy_scale()},
+                {"cpu_scale", h->cpu_scale()},
+                {"cost_model", p.describe()}};
+  }
   fmt::print(stderr, "{}{}\n", ex.describe(), nvml_summary(v.cfg.device.gpu));
   return r;
 }
@@ -358,7 +372,8 @@ nlohmann::json to_json(const Result& r) {
           {"experts_per_layer", r.experts_per_layer},
           {"vram_peak", r.vram_peak},
           {"prefill", t(r.prefill_t)},
-          {"decode", t(r.decode_t)}};
+          {"decode", t(r.decode_t)},
+          {"hybrid", r.hybrid}};
 }
 
 void run_bench(const BenchArgs& a) {

@@ -52,6 +52,15 @@ assert abs(m["decode_ratio"] - m["median_decode_tok_s"]["mode hybrid"] / best) <
 # --no-channels: no rate was measured, so no bound is printed (a guessed rate gave bounds a run
 # exceeded by 2x).
 assert all(r["decode_bound"] == 0 and r["combined_bound"] == 0 for r in d["runs"]), d["runs"]
+# The hybrid runs record their calibration and final channel scales; the others have none.
+for r in d["runs"]:
+    h = r["hybrid"]
+    if r["name"] != "mode hybrid":
+        assert h is None, r
+        continue
+    assert h["copy_rate"] > 0 and h["dram_rate"] > 0 and h["cpu_expert_seconds"] > 0, h
+    assert 1 / 3 <= h["copy_scale"] <= 3 and 1 / 3 <= h["cpu_scale"] <= 3, h
+    assert "GB/s" in h["cost_model"], h
 PY
 # With the channels measured: copies and DRAM reads also both at once; the combined-channel bound
 # uses what they reached together.

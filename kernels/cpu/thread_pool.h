@@ -52,25 +52,15 @@ class ThreadPool {
   // Calls fn(task, thread) for every task in [0, n_tasks), thread in [0, size()).
   template <typename F>
   void run(int64_t n_tasks, F&& fn) {
-    using Fn = std::remove_reference_t<F>;
-    run_impl(
-        n_tasks,
-        [](void* ctx, int64_t task, int thread) { (*static_cast<Fn*>(ctx))(task, thread); },
-        const_cast<void*>(static_cast<const void*>(&fn)), nullptr, nullptr);
+    run_impl(n_tasks, &call_task<std::remove_reference_t<F>>, ctx_of(&fn), nullptr, nullptr);
   }
   // The same, and the calling thread first runs caller_first() while the workers start on the
   // tasks, then joins them (the hybrid path queues its GPU kernels there). An exception from
   // caller_first is rethrown like a task's, after every task has run.
   template <typename F, typename G>
   void run(int64_t n_tasks, F&& fn, G&& caller_first) {
-    using Fn = std::remove_reference_t<F>;
-    using Gn = std::remove_reference_t<G>;
-    run_impl(
-        n_tasks,
-        [](void* ctx, int64_t task, int thread) { (*static_cast<Fn*>(ctx))(task, thread); },
-        const_cast<void*>(static_cast<const void*>(&fn)),
-        [](void* ctx) { (*static_cast<Gn*>(ctx))(); },
-        const_cast<void*>(static_cast<const void*>(&caller_first)));
+    run_impl(n_tasks, &call_task<std::remove_reference_t<F>>, ctx_of(&fn),
+             &call_first<std::remove_reference_t<G>>, ctx_of(&caller_first));
   }
 
   // Binds the calling thread to cores()[0] (for a dedicated thread that drives CPU experts).
@@ -79,6 +69,15 @@ class ThreadPool {
  private:
   using TaskFn = void (*)(void*, int64_t, int);
   using FirstFn = void (*)(void*);
+  template <typename Fn>
+  static void call_task(void* ctx, int64_t task, int thread) {
+    (*static_cast<Fn*>(ctx))(task, thread);
+  }
+  template <typename Fn>
+  static void call_first(void* ctx) {
+    (*static_cast<Fn*>(ctx))();
+  }
+  static void* ctx_of(const void* callable) { return const_cast<void*>(callable); }
   void run_impl(int64_t n_tasks, TaskFn fn, void* ctx, FirstFn first, void* first_ctx);
   void worker_main(int index);
   // Claims and runs tasks of the current job until none is left.

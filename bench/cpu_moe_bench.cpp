@@ -9,7 +9,7 @@
 //   cs_bench_cpu_moe [--isa all|auto|scalar|avx2|avx2-vnni|avx512|avx512-vnni] [--threads N]
 //                    [--layers N] [--iters N] [--experts N] [--tokens N] [--hidden N] [--inter N]
 //                    [--dtype q4|q8] [--group 32|64|128] [--asym] [--dram-mib N]
-//                    [--prefetch BYTES]  (software prefetch distance; 0 off, default 1024)
+//                    [--prefetch BYTES]  (software prefetch distance; 0 off, default 2048)
 // With --isa all (the default) and no --prefetch, the best level is also run with prefetch
 // distances 0, 512 and 2048. The last line sums up the best figure against the target.
 #include <algorithm>
@@ -41,7 +41,7 @@ struct Options {
   int group = 32;
   bool asym = false;
   int64_t dram_mib = 1024;
-  int prefetch = 1024;
+  int prefetch = CpuMoe::kDefaultPrefetch;
   bool prefetch_sweep = true;
 };
 
@@ -255,7 +255,8 @@ int main(int argc, char** argv) try {
   for (CpuIsa isa : isas) best = std::max(best, measure(isa, o.prefetch));
   if (o.isa == "all" && o.prefetch_sweep) {
     // The best level again with other software prefetch distances (0: hardware prefetch only).
-    for (int pf : {0, 512, 2048}) best = std::max(best, measure(isas.back(), pf));
+    for (int pf : {0, 512, 1024, 2048, 4096})
+      if (pf != o.prefetch) best = std::max(best, measure(isas.back(), pf));
   }
   std::printf(
       "result: best %.1f GB/s of expert weights = %.0f%% of %.1f GB/s dram read "

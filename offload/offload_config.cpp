@@ -345,6 +345,9 @@ const std::vector<Key>& schema() {
       {"cpu", "spin_us",
        [](OffloadConfig& c, const Value& v) { c.cpu.spin_us = int(get_int(v, 0, 1000000)); },
        [](const OffloadConfig& c) { return std::to_string(c.cpu.spin_us); }},
+      {"cpu", "prefetch",
+       [](OffloadConfig& c, const Value& v) { c.cpu.prefetch = int(get_int(v, 0, 65536)); },
+       [](const OffloadConfig& c) { return std::to_string(c.cpu.prefetch); }},
   };
   return keys;
 }

@@ -37,6 +37,7 @@ class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(const CpuBackendOptions& o)
       : isa_(resolve_cpu_isa(o.isa)), k_(cpu::kernels_for(isa_)), moe_(isa_) {
+    moe_.set_prefetch(o.prefetch);
     if (o.pool) {
       pool_ = o.pool;
     } else {

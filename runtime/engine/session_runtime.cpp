@@ -48,6 +48,7 @@ CpuBackendOptions cpu_options(const CpuConfig& c) {
   o.threads = c.threads;
   o.cores = parse_core_list(c.cores, "cpu.cores");
   o.spin_us = c.spin_us;
+  o.prefetch = c.prefetch;
   return o;
 }
 

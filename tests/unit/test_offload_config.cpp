@@ -51,6 +51,7 @@ read_size = "1MiB"
 threads = 16
 cores = "0-15"
 spin_us = 1000
+prefetch = 4096
 )",
                        "cfg.toml", c);
   CHECK(c.device.vram_budget == 22ull << 30);
@@ -67,6 +68,7 @@ spin_us = 1000
   CHECK(c.io.read_size == 1u << 20);
   CHECK(c.cpu.threads == 16);
   CHECK(c.cpu.spin_us == 1000);
+  CHECK(c.cpu.prefetch == 4096);
   CHECK(c.offload.device_timing);
   CHECK(c.cache.decay == 0.9);  // untouched keys keep their defaults
 }

@@ -76,9 +76,9 @@ struct IoConfig {
 };
 
 struct CpuConfig {
-  int threads = 0;    // 0: one per physical core near the GPU
-  std::string cores;  // e.g. "0-7,16-23"; empty: chosen automatically
-  int spin_us = 200;  // how long an idle expert thread spins for the next layer before it sleeps
+  int threads = 0;      // 0: one per physical core near the GPU
+  std::string cores;    // e.g. "0-7,16-23"; empty: chosen automatically
+  int spin_us = 200;    // how long an idle expert thread spins for the next layer before it sleeps
   int prefetch = 2048;  // software prefetch distance of the CPU expert kernels, bytes (0: off)
 };
 

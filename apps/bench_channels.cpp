@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "kernels/cpu/dram_probe.h"
 #include "offload/copy_engine.h"
 #include "offload/cuda_support.h"
 #include "offload/host_arena.h"
@@ -41,53 +42,11 @@ double copy_rate(CopyEngine& e, void* dst, const uint8_t* src, size_t chunk, siz
   return best;
 }
 
-// Streaming reads of `bytes` spread over `threads` threads (buffers far larger than the caches,
-// filled once at construction); rate() is the best of `reps` timed passes over all of them.
-class DramReader {
- public:
-  DramReader(int threads, uint64_t bytes)
-      : threads_(threads), per_(size_t(bytes / uint64_t(threads)) / 8 * 8) {
-    bufs_.resize(size_t(threads));
-    std::vector<std::thread> ts;
-    for (int t = 0; t < threads; ++t)
-      ts.emplace_back([&, t] { bufs_[size_t(t)].assign(per_ / 8, uint64_t(t) + 1); });
-    for (auto& th : ts) th.join();
-  }
-  double rate(int reps) {
-    double best = 0;
-    std::atomic<uint64_t> sink{0};
-    for (int rep = 0; rep < reps; ++rep) {
-      std::vector<std::thread> ts;
-      const auto t0 = Clock::now();
-      for (int t = 0; t < threads_; ++t)
-        ts.emplace_back([&, t] {
-          uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-          const auto& b = bufs_[size_t(t)];
-          for (size_t i = 0; i + 3 < b.size(); i += 4) {
-            s0 += b[i];
-            s1 += b[i + 1];
-            s2 += b[i + 2];
-            s3 += b[i + 3];
-          }
-          sink += s0 + s1 + s2 + s3;
-        });
-      for (auto& th : ts) th.join();
-      best = std::max(best, double(per_) * threads_ / seconds_since(t0));
-    }
-    return best;
-  }
-
- private:
-  int threads_;
-  size_t per_;
-  std::vector<std::vector<uint64_t>> bufs_;
-};
-
 // Both channels at once, as hybrid decode runs them: copies of `chunk` bytes (a few queued at a
 // time, rotating through `span`) for as long as `reader` takes. Returns {copy rate, DRAM read
 // rate} measured while the other ran: the copies' DMA reads the same host memory.
 std::pair<double, double> both_rates(CopyEngine& e, void* dst, const uint8_t* src, size_t chunk,
-                                     size_t span, DramReader& reader) {
+                                     size_t span, DramProbe& reader) {
   std::atomic<bool> stop{false};
   uint64_t copied = 0;
   double copy_seconds = 0;
@@ -181,7 +140,6 @@ double disk_tier_rate(const ExpertLocator& loc, const OffloadConfig& cfg, uint64
 Channels measure_channels(Backend& backend, const ExpertLocator& locator,
                           const OffloadConfig& config, int threads, uint64_t dram_bytes) {
   Channels c;
-  if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
   const size_t chunk = std::max<size_t>(locator.max_blob_bytes(), 1 << 20);
   const size_t span = 16 * chunk;
   // PCIe is measured whenever a GPU is visible, whatever backend computes.
@@ -206,7 +164,11 @@ Channels measure_channels(Backend& backend, const ExpertLocator& locator,
         (reinterpret_cast<uintptr_t>(pageable.data()) + 4095) / 4096 * 4096);
     c.pageable_copy_rate = copy_rate(*e, dst, p, chunk, span, 8 * chunk);
   }
-  DramReader reader(threads, dram_bytes);
+  ThreadPoolOptions po;  // the CPU experts' threads: one per physical core unless set
+  po.threads = threads > 0 ? threads : config.cpu.threads;
+  po.spin_us = config.cpu.spin_us;
+  ThreadPool pool(po);
+  DramProbe reader(pool, size_t(dram_bytes));
   c.dram_read_rate = reader.rate(3);
   std::tie(c.copy_rate_with_reads, c.dram_read_with_copies) =
       both_rates(*e, dst, pinned.data(), chunk, span, reader);

@@ -1,7 +1,8 @@
 // `coldstream bench` measures the host's channels before it runs a model, so every result is
 // printed next to the bound those channels imply (BENCHMARKS.md): host-to-GPU copies through the
-// copy engine (pinned and pageable), DRAM reads with all threads, raw O_DIRECT reads of the
-// experts file, and the NVMe tier itself (io_uring, checksums) reading the same file.
+// copy engine (pinned and pageable), DRAM reads on the CPU experts' threads (DramProbe), raw
+// O_DIRECT reads of the experts file, and the NVMe tier itself (io_uring, checksums) reading the
+// same file.
 #pragma once
 
 #include <string>
@@ -15,7 +16,7 @@ namespace cs::cli {
 struct Channels {
   double copy_rate = 0;           // bytes/s, host -> backend memory from pinned (or plain) RAM
   double pageable_copy_rate = 0;  // bytes/s from pageable RAM (GPU backends only)
-  double dram_read_rate = 0;      // bytes/s, all threads
+  double dram_read_rate = 0;      // bytes/s, every CPU expert thread
   // Both at once (hybrid decode's situation: the copies' DMA reads the same host memory): the
   // copy rate while all threads read DRAM, and the DRAM read rate while the copies run.
   double copy_rate_with_reads = 0, dram_read_with_copies = 0;
@@ -27,7 +28,8 @@ struct Channels {
   double combined_rate() const { return copy_rate_with_reads + dram_read_with_copies; }
 };
 
-// `locator` may have an empty path (no file: no disk figures). `threads` 0: all hardware threads.
+// `locator` may have an empty path (no file: no disk figures). `threads` 0: config.cpu.threads (0:
+// one per physical core).
 Channels measure_channels(Backend& backend, const ExpertLocator& locator,
                           const OffloadConfig& config, int threads, uint64_t dram_bytes);
 

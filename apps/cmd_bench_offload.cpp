@@ -494,7 +494,8 @@ void register_bench_offload(CLI::App& app) {
   cmd->add_option("--warmup", a->warmup,
                   "Tokens of an untimed prefill before the timed runs (0: none)")
       ->capture_default_str();
-  cmd->add_option("--threads", a->threads, "Threads for the DRAM read measurement (0: all)");
+  cmd->add_option("--threads", a->threads,
+                  "Threads for the DRAM read measurement (0: cpu.threads, as the CPU experts)");
   cmd->add_option("--dram", a->dram, "Bytes read by the DRAM measurement")->capture_default_str();
   cmd->add_option("--modes", a->modes,
                   "Run each offload mode in turn, e.g. hybrid,cpu,stream (compared at the end)");

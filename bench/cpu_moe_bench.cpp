@@ -26,6 +26,7 @@
 #include "common/half.h"
 #include "common/stats.h"
 #include "kernels/cpu/cpu_moe.h"
+#include "kernels/cpu/dram_probe.h"
 #include "kernels/cpu/thread_pool.h"
 #include "kernels/expert_layout.h"
 
@@ -132,34 +133,6 @@ void fill_random(ThreadPool& pool, uint8_t* p, size_t n, uint64_t seed) {
   });
 }
 
-// DRAM read bandwidth: every thread streams its share of a buffer far larger than the caches.
-double dram_read_gbs(ThreadPool& pool, int64_t mib, int iters) {
-  const size_t bytes = size_t(mib) << 20;
-  Memory buf = alloc(bytes);
-  fill_random(pool, buf.get(), bytes, 1);
-  const int64_t parts = int64_t(pool.size()) * 4;
-  std::vector<uint64_t> sink(size_t(pool.size()) * 8);
-  std::vector<double> t;
-  for (int it = 0; it < iters; ++it) {
-    const auto t0 = std::chrono::steady_clock::now();
-    pool.run(parts, [&](int64_t part, int thread) {
-      const uint64_t* p = reinterpret_cast<const uint64_t*>(buf.get() + bytes / parts * part);
-      const size_t n = bytes / parts / 8;
-      uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-      for (size_t i = 0; i + 8 <= n; i += 8) {
-        a0 ^= p[i], a1 ^= p[i + 1], a2 ^= p[i + 2], a3 ^= p[i + 3];
-        a4 ^= p[i + 4], a5 ^= p[i + 5], a6 ^= p[i + 6], a7 ^= p[i + 7];
-      }
-      sink[size_t(thread) * 8] += a0 ^ a1 ^ a2 ^ a3 ^ a4 ^ a5 ^ a6 ^ a7;
-    });
-    t.push_back(seconds_since(t0));
-  }
-  uint64_t x = 0;
-  for (uint64_t s : sink) x ^= s;
-  if (x == 42) std::printf(" ");  // keeps the reads
-  return double(bytes) / median(t) / 1e9;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -175,7 +148,7 @@ int main(int argc, char** argv) try {
   std::printf("threads %d (cores %s), best isa %s\n", pool.size(), cores.c_str(),
               cpu_isa_name(best_cpu_isa()));
 
-  const double dram = dram_read_gbs(pool, o.dram_mib, 15);
+  const double dram = DramProbe(pool, size_t(o.dram_mib) << 20).rate(15) / 1e9;
   std::printf("dram read: %.1f GB/s (%lld MiB buffer, median of 15)\n", dram,
               (long long)o.dram_mib);
 

@@ -42,7 +42,7 @@ struct Options {
   int group = 32;
   bool asym = false;
   int64_t dram_mib = 1024;
-  int prefetch = CpuMoe::kDefaultPrefetch;
+  int prefetch = kCpuPrefetchBytes;
   bool prefetch_sweep = true;
 };
 

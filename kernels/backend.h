@@ -238,12 +238,12 @@ std::unique_ptr<Backend> make_cpu_reference_backend();
 class ThreadPool;
 
 struct CpuBackendOptions {
-  int threads = 0;             // 0: one per physical core (performance cores on hybrid CPUs)
-  std::vector<int> cores;      // logical CPUs to run on; empty: chosen with hwloc
-  int numa_node = -1;          // with `cores` empty: only this NUMA node's cores; -1: all
-  CpuIsa isa = CpuIsa::kAuto;  // force a lower instruction set (tests, comparisons)
-  int spin_us = 200;           // idle threads spin this long for the next op before sleeping
-  int prefetch = 2048;         // software prefetch distance of the Q4/Q8 kernels, bytes (0: off)
+  int threads = 0;                   // 0: one per physical core (performance cores on hybrid CPUs)
+  std::vector<int> cores;            // logical CPUs to run on; empty: chosen with hwloc
+  int numa_node = -1;                // with `cores` empty: only this NUMA node's cores; -1: all
+  CpuIsa isa = CpuIsa::kAuto;        // force a lower instruction set (tests, comparisons)
+  int spin_us = 200;                 // idle threads spin this long for the next op before sleeping
+  int prefetch = kCpuPrefetchBytes;  // software prefetch distance of the Q4/Q8 kernels (0: off)
   ThreadPool* pool =
       nullptr;  // share this pool (it must outlive the backend) instead of owning one
 };

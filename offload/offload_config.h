@@ -17,6 +17,7 @@
 #include "cache/policy.h"
 #include "cache/predictor.h"
 #include "cache/slot_cache.h"
+#include "kernels/cpu/cpu_features.h"
 #include "kernels/types.h"
 
 namespace cs {
@@ -76,10 +77,10 @@ struct IoConfig {
 };
 
 struct CpuConfig {
-  int threads = 0;      // 0: one per physical core near the GPU
-  std::string cores;    // e.g. "0-7,16-23"; empty: chosen automatically
-  int spin_us = 200;    // how long an idle expert thread spins for the next layer before it sleeps
-  int prefetch = 2048;  // software prefetch distance of the CPU expert kernels, bytes (0: off)
+  int threads = 0;    // 0: one per physical core near the GPU
+  std::string cores;  // e.g. "0-7,16-23"; empty: chosen automatically
+  int spin_us = 200;  // how long an idle expert thread spins for the next layer before it sleeps
+  int prefetch = kCpuPrefetchBytes;  // CPU expert kernels' software prefetch distance (0: off)
 };
 
 struct OffloadConfig {

@@ -20,6 +20,11 @@ enum class CpuIsa : int {
 };
 inline constexpr int kCpuIsaCount = 5;
 
+// The quantized kernels' default software prefetch distance, in bytes of weight codes ahead of
+// the row being read (CpuMoe, CpuBackendOptions, the `cpu.prefetch` setting): the best distance
+// measured on both GPU hosts' Xeons (docs/PERF.md, 2026-11-28 and session 21).
+inline constexpr int kCpuPrefetchBytes = 2048;
+
 const char* cpu_isa_name(CpuIsa isa);
 // Parses a name as printed by cpu_isa_name ("auto" gives kAuto). Throws cs::Error otherwise.
 CpuIsa parse_cpu_isa(std::string_view name);

@@ -50,7 +50,6 @@ struct CpuMoeArgs {
 
 class CpuMoe {
  public:
-  static constexpr int kDefaultPrefetch = 2048;
   // kAuto: the best instruction set of this CPU; a named level forces it (throws if unsupported).
   explicit CpuMoe(CpuIsa isa = CpuIsa::kAuto);
   // On a given kernel table (tests: the AVX-512 layout emulated on machines without AVX-512).
@@ -60,8 +59,8 @@ class CpuMoe {
   CpuMoe& operator=(const CpuMoe&) = delete;
 
   CpuIsa isa() const { return isa_; }
-  // Software prefetch distance in bytes of weight codes (0 turns it off). The default, 2048, was
-  // the best distance measured on both GPU hosts' Xeons (docs/PERF.md, 2026-11-28 and session 21).
+  // Software prefetch distance in bytes of weight codes (0 turns it off; default
+  // kCpuPrefetchBytes).
   void set_prefetch(int bytes) { prefetch_ = bytes < 0 ? 0 : bytes; }
   int prefetch() const { return prefetch_; }
 
@@ -77,7 +76,7 @@ class CpuMoe {
   struct Scratch;
   CpuIsa isa_;
   const cpu::CpuKernels* kernels_;
-  int prefetch_ = kDefaultPrefetch;
+  int prefetch_ = kCpuPrefetchBytes;
   std::unique_ptr<Scratch> scratch_;
 };
 

@@ -10,6 +10,7 @@
 #include "cache/planner.h"
 #include "cache/prediction_scorer.h"
 #include "common/error.h"
+#include "common/log.h"
 #include "common/units.h"
 #include "offload/blob_pack.h"
 #include "offload/copy_engine.h"
@@ -34,10 +35,7 @@ size_t scale_bytes(const MatView& m, int64_t rows) {
 }  // namespace
 
 void OffloadMoeExecutor::log(const std::string& s) const {
-  if (opt_.log)
-    opt_.log(s);
-  else
-    std::fprintf(stderr, "coldstream: %s\n", s.c_str());
+  note(opt_.log, s);
 }
 
 OffloadMoeExecutor::OffloadMoeExecutor(Backend& backend, const Model& model, OffloadOptions options)

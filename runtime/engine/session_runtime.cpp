@@ -35,14 +35,6 @@ uint32_t last_line(const toml::node& n) {
   return line;
 }
 
-// A note for the user: to `log`, or to stderr without one.
-void note(const LogFn& log, const std::string& s) {
-  if (log)
-    log(s);
-  else
-    std::fprintf(stderr, "coldstream: %s\n", s.c_str());
-}
-
 CpuBackendOptions cpu_options(const CpuConfig& c) {
   CpuBackendOptions o;
   o.threads = c.threads;

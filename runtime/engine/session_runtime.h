@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/log.h"
 #include "kernels/backend.h"
 #include "offload/budgeted_backend.h"
 #include "offload/offload_config.h"
@@ -37,8 +38,6 @@
 namespace cs {
 
 class CancellableMoe;
-
-using LogFn = std::function<void(const std::string&)>;
 
 // The backend for a device name: "cpu", "cuda", "cuda:N" or "auto" (GPU 0 when one is usable,
 // else the CPU, telling `log` why). Throws cs::Error (kInvalidArgument) naming `what` (the flag

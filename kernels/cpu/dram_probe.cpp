@@ -3,14 +3,29 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <utility>
 #include <vector>
 
 #include "common/error.h"
+#include "common/stats.h"
 
 namespace cs {
 namespace {
 volatile uint64_t g_sink = 0;
 }  // namespace
+
+void fill_random(ThreadPool& pool, uint8_t* p, size_t n, uint64_t seed) {
+  const size_t chunk = size_t(1) << 22;
+  pool.run(int64_t((n + chunk - 1) / chunk), [&](int64_t c, int) {
+    uint64_t s = seed ^ (uint64_t(c) * 0x9E3779B97F4A7C15ull);
+    const size_t end = std::min(n, size_t(c + 1) * chunk);
+    for (size_t i = size_t(c) * chunk; i < end; i += 8) {
+      s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+      std::memcpy(p + i, &s, std::min<size_t>(8, end - i));
+    }
+  });
+}
 
 void DramProbe::Free::operator()(void* p) const {
   std::free(p);
@@ -20,17 +35,7 @@ DramProbe::DramProbe(ThreadPool& pool, size_t bytes)
     : pool_(pool), bytes_(std::max<size_t>(4096, (bytes + 4095) / 4096 * 4096)) {
   buf_.reset(static_cast<uint64_t*>(std::aligned_alloc(4096, bytes_)));
   if (!buf_) fail(ErrorKind::kOutOfMemory, "DRAM probe: cannot allocate {} MiB", bytes_ >> 20);
-  // Pseudo-random words (xorshift per 4 MiB chunk): no page is shared or left untouched.
-  const size_t words = bytes_ / 8, chunk = size_t(1) << 19;
-  uint64_t* p = buf_.get();
-  pool_.run(int64_t((words + chunk - 1) / chunk), [&](int64_t c, int) {
-    uint64_t s = 0x9E3779B97F4A7C15ull * uint64_t(c + 1);
-    const size_t end = std::min(words, size_t(c + 1) * chunk);
-    for (size_t i = size_t(c) * chunk; i < end; ++i) {
-      s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-      p[i] = s;
-    }
-  });
+  fill_random(pool_, reinterpret_cast<uint8_t*>(buf_.get()), bytes_, 1);
 }
 
 double DramProbe::rate(int reps) {
@@ -55,9 +60,8 @@ double DramProbe::rate(int reps) {
   uint64_t x = 0;
   for (uint64_t s : sink) x ^= s;
   g_sink = x;  // the folded words are used: the loads stay
-  std::sort(t.begin(), t.end());
-  const double median = t[t.size() / 2];
-  return median > 0 ? double(per * size_t(parts) * 8) / median : 0.0;
+  const double m = median(std::move(t));
+  return m > 0 ? double(per * size_t(parts) * 8) / m : 0.0;
 }
 
 }  // namespace cs

@@ -16,6 +16,10 @@
 
 namespace cs {
 
+// Fills [p, p + n) with pseudo-random bytes (xorshift from `seed`, per 4 MiB chunk), in parallel
+// on `pool`: first touch places each page near the thread that fills it.
+void fill_random(ThreadPool& pool, uint8_t* p, size_t n, uint64_t seed);
+
 class DramProbe {
  public:
   // Allocates and fills `bytes` (rounded to whole 4 KiB pages). Throws cs::Error (kOutOfMemory).

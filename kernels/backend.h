@@ -210,6 +210,13 @@ class Backend {
   // renormalised so the k weights sum to 1. ids/weights are [T][k].
   virtual void router(const float* logits, int T, int n_experts, int k, bool renormalize,
                       int32_t* ids, float* weights) = 0;
+  // The router from the MoE input: logits [T][E] = x w^T (E = w.rows, kept in `logits`), then
+  // router(). Backends may fuse the product and the selection; the default runs matmul and router.
+  virtual void route(const float* x, int T, const MatView& w, int k, bool renormalize,
+                     float* logits, int32_t* ids, float* weights) {
+    matmul(x, T, w, logits);
+    router(logits, T, int(w.rows), k, renormalize, ids, weights);
+  }
   virtual void moe(const MoeArgs& a) = 0;
   // moe(a), and meanwhile caller_work() on the calling thread: a backend with worker threads
   // starts them on the experts first, then runs it and joins them; the default runs it, then

@@ -13,7 +13,8 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kMaxD = 256;
-constexpr int kMaxDims = kMaxD / kWarp;  // head dims per lane
+constexpr int kMaxVec = kMaxD / (4 * kWarp);  // float4s of the head dims per lane
+constexpr int kVBatch = 8;                    // value rows per batch of loads
 // The workspace starts with one merge counter per (row, head), zero between launches; slices
 // split only when rows x heads < 2 x SMs, so 4096 counters always suffice.
 constexpr int kCounters = 4096;
@@ -49,14 +50,11 @@ __device__ __forceinline__ float4 load4<__nv_bfloat16>(const __nv_bfloat16* p) {
   return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u),
                      __uint_as_float(u.y << 16), __uint_as_float(u.y & 0xffff0000u));
 }
-__device__ __forceinline__ float to_f(float v) {
-  return v;
+__device__ __forceinline__ float4 scale4(float4 a, float s) {
+  return make_float4(a.x * s, a.y * s, a.z * s, a.w * s);
 }
-__device__ __forceinline__ float to_f(__half v) {
-  return __half2float(v);
-}
-__device__ __forceinline__ float to_f(__nv_bfloat16 v) {
-  return __bfloat162float(v);
+__device__ __forceinline__ float4 fma4(float s, float4 v, float4 a) {
+  return make_float4(fmaf(s, v.x, a.x), fmaf(s, v.y, a.y), fmaf(s, v.z, a.z), fmaf(s, v.w, a.w));
 }
 
 // Merges the S slice records of one (query row, head) into out (D values). Records written by
@@ -90,7 +88,7 @@ __global__ void __launch_bounds__(kWarps* kWarp) attention_split_kernel(AttnPara
   const int k_begin = s * chunk, k_end = min(n_keys, k_begin + chunk);
   __shared__ float4 q4[kMaxD / 4];
   __shared__ float wm[kWarps], wl[kWarps];
-  __shared__ float wo[kWarps][kMaxD];
+  __shared__ __align__(16) float wo[kWarps][kMaxD];
   float* qs = reinterpret_cast<float*>(q4);
   const float* qrow = p.q + (int64_t(t) * p.Q + h) * D;
   for (int d = threadIdx.x; d < D; d += blockDim.x) qs[d] = qrow[d];
@@ -99,13 +97,16 @@ __global__ void __launch_bounds__(kWarps* kWarp) attention_split_kernel(AttnPara
   const int64_t kv_off = int64_t(h / (p.Q / p.KV)) * D;
   const KT* K = static_cast<const KT*>(p.k) + kv_off;
   const KT* V = static_cast<const KT*>(p.v) + kv_off;
-  float m = -INFINITY, l = 0.0f, acc[kMaxDims] = {};
+  // Lane l accumulates head dims 4l + 128i .. 4l + 128i + 3 (8-byte loads of 16-bit values).
+  float m = -INFINITY, l = 0.0f;
+  float4 acc[kMaxVec] = {};
   for (int kb = k_begin + warp * kWarp; kb < k_end; kb += kWarps * kWarp) {
     const int key = kb + lane;
     float sc = -INFINITY;
     if (key < k_end) {
       const KT* kr = K + int64_t(key) * kv_stride;
       float dot = 0.0f;
+#pragma unroll 8
       for (int d = 0; d < D; d += 4) {
         const float4 kv = load4<KT>(kr + d), qv = q4[d / 4];
         dot += kv.x * qv.x + kv.y * qv.y + kv.z * qv.z + kv.w * qv.w;
@@ -117,14 +118,27 @@ __global__ void __launch_bounds__(kWarps* kWarp) attention_split_kernel(AttnPara
     const float corr = expf(m - m_new);  // 0 on the first tile (m = -inf)
     l = l * corr + warp_sum(pr);
 #pragma unroll
-    for (int i = 0; i < kMaxDims; ++i) acc[i] *= corr;
+    for (int i = 0; i < kMaxVec; ++i) acc[i] = scale4(acc[i], corr);
+    // The values of the tile's keys, kVBatch rows loaded before any is used (the loads of one row
+    // alone left the warp waiting on each). Rows past the tile repeat its last row with weight 0.
     const int nv = min(kWarp, k_end - kb);
-    for (int jj = 0; jj < nv; ++jj) {
-      const float pj = __shfl_sync(0xffffffffu, pr, jj);
-      const KT* vr = V + int64_t(kb + jj) * kv_stride;
+    for (int j0 = 0; j0 < nv; j0 += kVBatch) {
+      float4 vv[kVBatch][kMaxVec];
+      float pj[kVBatch];
 #pragma unroll
-      for (int i = 0; i < kMaxDims; ++i)
-        if (lane + i * kWarp < D) acc[i] += pj * to_f(vr[lane + i * kWarp]);
+      for (int u = 0; u < kVBatch; ++u) {
+        pj[u] = __shfl_sync(0xffffffffu, pr, j0 + u);  // 0 past the tile: those keys' pr is 0
+        const KT* vr = V + int64_t(kb + min(j0 + u, nv - 1)) * kv_stride;
+#pragma unroll
+        for (int i = 0; i < kMaxVec; ++i) {
+          const int d = 4 * lane + 128 * i;
+          vv[u][i] = d < D ? load4<KT>(vr + d) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kVBatch; ++u)
+#pragma unroll
+        for (int i = 0; i < kMaxVec; ++i) acc[i] = fma4(pj[u], vv[u][i], acc[i]);
     }
     m = m_new;
   }
@@ -133,8 +147,10 @@ __global__ void __launch_bounds__(kWarps* kWarp) attention_split_kernel(AttnPara
     wl[warp] = l;
   }
 #pragma unroll
-  for (int i = 0; i < kMaxDims; ++i)
-    if (lane + i * kWarp < D) wo[warp][lane + i * kWarp] = acc[i];
+  for (int i = 0; i < kMaxVec; ++i) {
+    const int d = 4 * lane + 128 * i;
+    if (d < D) *reinterpret_cast<float4*>(&wo[warp][d]) = acc[i];
+  }
   __syncthreads();
   float M = -INFINITY;
   for (int w = 0; w < kWarps; ++w) M = fmaxf(M, wm[w]);

@@ -30,7 +30,7 @@ class CudaGraph final : public Graph {
 };
 
 // Scratch buffers, one per use, grown on demand.
-enum Scratch { kAttn, kMoe, kConvX, kConvW, kNumScratch };
+enum Scratch { kAttn, kMoe, kConvX, kConvW, kRoute, kNumScratch };
 
 class CudaBackend final : public Backend {
  public:
@@ -180,6 +180,15 @@ class CudaBackend final : public Backend {
               float* weights) override {
     check(cuda::router(logits, T, n_experts, k, renormalize, ids, weights, stream_), "router");
     done("router");
+  }
+  void route(const float* x, int T, const MatView& w, int k, bool renormalize, float* logits,
+             int32_t* ids, float* weights) override {
+    if (!cuda::route_fused_ok(w, x, T, k))
+      return Backend::route(x, T, w, k, renormalize, logits, ids, weights);
+    auto* counter = static_cast<unsigned*>(scratch(kRoute, 4, "route"));
+    check(cuda::route_fused(x, T, w, k, renormalize, logits, ids, weights, counter, stream_),
+          "route (fused router product and top-k)");
+    done("route");
   }
   void moe(const MoeArgs& a) override;
   void sample(const float* logits, int V, const SampleArgs& s, const float* u,

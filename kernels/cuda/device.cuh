@@ -86,6 +86,21 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
+// (value, index) ordered by value, then by lower index: the CPU reference's order for top-k and
+// argmax.
+__device__ __forceinline__ bool better(float v, int i, float bv, int bi) {
+  return v > bv || (v == bv && i < bi);
+}
+// The best (value, index) of the warp, in every lane.
+__device__ __forceinline__ void warp_best(float& v, int& i) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, v, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, i, o);
+    if (better(ov, oi, v, i)) v = ov, i = oi;
+  }
+}
+
 // Sum over a block of `blockDim.x` threads (a multiple of 32, at most 1024). `red` is shared
 // scratch of 32 floats. Every thread gets the result.
 __device__ __forceinline__ float block_sum(float v, float* red) {

@@ -65,9 +65,18 @@ size_t moe_grouped_workspace_bytes(int T, int K, int n_experts, int inter, int h
 bool moe_grouped_supported(const MoeArgs& a);
 cudaError_t moe_grouped(const MoeArgs& a, void* workspace, cudaStream_t s);
 
-// ---- router and sampling (router_sample.cu) ----
+// ---- router (router.cu) ----
 cudaError_t router(const float* logits, int T, int n_experts, int k, bool renormalize, int32_t* ids,
                    float* weights, cudaStream_t s);
+// Backend::route in one launch: logits [T][E] = x W^T, then router(). For decode: T <= 4, T x E <=
+// 4096, F32/F16/BF16 weights, 16-byte aligned w and x. `counter` is a device unsigned that is zero
+// before the launch and is left at zero.
+bool route_fused_ok(const MatView& w, const float* x, int T, int k);
+cudaError_t route_fused(const float* x, int T, const MatView& w, int k, bool renormalize,
+                        float* logits, int32_t* ids, float* weights, unsigned* counter,
+                        cudaStream_t s);
+
+// ---- sampling (sample.cu) ----
 bool sample_supported(const SampleArgs& a);
 cudaError_t sample(const float* logits, int V, const SampleArgs& a, const float* u, int32_t* token,
                    cudaStream_t s);

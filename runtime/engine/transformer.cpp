@@ -344,9 +344,8 @@ void Transformer::compute(const int32_t* ids_dev, int T, int pos0, const int32_t
     // x += attention output, h = norm(x)
     b.rmsnorm(x, o_.as<float>(), L.ffn_norm, c.rms_norm_eps, T, H, h);
     if (c.is_moe_layer(l)) {
-      b.matmul(h, T, L.router, router_logits_.as<float>());
-      b.router(router_logits_.as<float>(), T, c.n_experts, K, c.norm_topk_prob,
-               sel_ids_.as<int32_t>(), sel_w_.as<float>());
+      b.route(h, T, L.router, K, c.norm_topk_prob, router_logits_.as<float>(),
+              sel_ids_.as<int32_t>(), sel_w_.as<float>());
       if (observer_) {
         host_ids.resize(size_t(T) * K);
         host_w.resize(size_t(T) * K);

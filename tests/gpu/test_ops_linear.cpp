@@ -141,6 +141,47 @@ TEST_SUITE("ops") {
     }
   }
 
+  // Backend::route: one launch for few tokens and F32/F16/BF16 routers (the last block selects),
+  // the matmul + router pair otherwise (Q8 here, T = 7, 12 columns of BF16/F16, T x E over 4096).
+  // The logits are checked against the reference product and the selection exactly against the
+  // reference router run on the GPU's own logits. Every call reuses the backend's block counter, so
+  // a counter left non-zero would leave the next call's ids poisoned.
+  TEST_CASE("route: router product and top-k, fused for decode") {
+    int fused_shapes = 0;
+    for (DType dt : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8})
+      for (int E : {1, 8, 37, 128, 257, 1500})
+        for (int C : {12, 96, 4096})
+          for (int T : {1, 3, 7}) {
+            const bool quant = dt == DType::kQ8;
+            if (quant && C % 32) continue;
+            const int k = std::min(E, randint(0, 1) ? 8 : 1);
+            const bool renorm = randint(0, 1);
+            const std::string dtype = dtype_name(dt);
+            CAPTURE(dtype);
+            CAPTURE(E);
+            CAPTURE(C);
+            CAPTURE(T);
+            CAPTURE(k);
+            fused_shapes +=
+                !quant && T <= 4 && T * E <= 4096 && C % (dt == DType::kF32 ? 4 : 8) == 0;
+            Mat w = make_mat(dt, E, C, 1.0f / std::sqrt(float(C)));
+            std::vector<float> x = randvec(size_t(T) * C, -3, 3), want(size_t(T) * E);
+            ref::matmul(quant ? test::int8_rounded(x).data() : x.data(), T, w.host, want.data());
+            Buffer dx = to_gpu(x), dl = poisoned(want.size() * 4);
+            Buffer dids = poisoned(size_t(T) * k * 4), dw = poisoned(size_t(T) * k * 4);
+            gpu().route(dx.as<float>(), T, w.dev, k, renorm, dl.as<float>(), dids.as<int32_t>(),
+                        dw.as<float>());
+            const std::vector<float> logits = from_gpu<float>(dl.get(), want.size());
+            CHECK(rel_err(logits, want) < 5e-5);
+            std::vector<int32_t> ids(size_t(T) * k);
+            std::vector<float> weights(ids.size());
+            ref::router(logits.data(), T, E, k, renorm, ids.data(), weights.data());
+            CHECK(from_gpu<int32_t>(dids.get(), ids.size()) == ids);
+            CHECK(rel_err(from_gpu<float>(dw.get(), weights.size()), weights) < 1e-5);
+          }
+    CHECK(fused_shapes > 20);  // the fused kernel was exercised, not only the fallback
+  }
+
   TEST_CASE("moe: every dtype, absent experts, accumulate; GEMV and grouped INT4 paths") {
     for (bool grouped : {false, true}) {
       auto b = backend_with(8, grouped ? 1 : 1 << 30);

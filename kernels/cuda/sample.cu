@@ -1,61 +1,10 @@
-// The MoE router (softmax over E experts, top-k, renormalise) and token sampling on the GPU.
-// Both follow the CPU reference rule exactly, ties included (kernels/cpu/moe.cpp, sample.cpp).
+// Token sampling on the GPU, following the CPU reference rule exactly, ties included
+// (kernels/cpu/sample.cpp). The MoE router is in router.cu.
 #include "kernels/cuda/device.cuh"
 #include "kernels/cuda/launch.h"
 
 namespace cs::cuda {
 namespace {
-
-// (value, index) ordered by value, then by lower index: the reference's order.
-__device__ __forceinline__ bool better(float v, int i, float bv, int bi) {
-  return v > bv || (v == bv && i < bi);
-}
-__device__ __forceinline__ void warp_best(float& v, int& i) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, v, o);
-    const int oi = __shfl_xor_sync(0xffffffffu, i, o);
-    if (better(ov, oi, v, i)) v = ov, i = oi;
-  }
-}
-
-// One warp per token. The j-th pick is the best expert ranked after the (j-1)-th pick.
-__global__ void router_kernel(const float* logits, int T, int E, int k, bool renormalize,
-                              int32_t* ids, float* weights) {
-  pdl_wait();
-  pdl_trigger();
-  const int lane = threadIdx.x % kWarp;
-  const int t = blockIdx.x * (blockDim.x / kWarp) + threadIdx.x / kWarp;
-  if (t >= T) return;
-  const float* l = logits + int64_t(t) * E;
-  float mx = -INFINITY;
-  for (int e = lane; e < E; e += kWarp) mx = fmaxf(mx, l[e]);
-  mx = warp_max(mx);
-  float sum = 0.0f;
-  for (int e = lane; e < E; e += kWarp) sum += expf(l[e] - mx);
-  sum = warp_sum(sum);
-  float prev_v = INFINITY, kept = 0.0f;
-  int prev_i = -1;
-  for (int j = 0; j < k; ++j) {
-    float bv = -INFINITY;
-    int bi = 0x7fffffff;
-    for (int e = lane; e < E; e += kWarp) {
-      const float p = expf(l[e] - mx) / sum;
-      const bool after = p < prev_v || (p == prev_v && e > prev_i);
-      if (after && better(p, e, bv, bi)) bv = p, bi = e;
-    }
-    warp_best(bv, bi);
-    prev_v = bv;
-    prev_i = bi;
-    kept += bv;
-    if (lane == 0) {
-      ids[int64_t(t) * k + j] = bi;
-      weights[int64_t(t) * k + j] = bv;
-    }
-  }
-  __syncwarp();
-  if (renormalize && lane < k) weights[int64_t(t) * k + lane] /= kept;
-}
 
 // ---- sampling: one block of 1024 threads ----
 constexpr int kThreads = 1024;
@@ -243,15 +192,6 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 }  // namespace
-
-cudaError_t router(const float* logits, int T, int n_experts, int k, bool renormalize, int32_t* ids,
-                   float* weights, cudaStream_t s) {
-  if (k < 1 || k > 32 || k > n_experts) return cudaErrorInvalidValue;
-  if (T <= 0) return cudaSuccess;
-  check_launch(launch_kernel(router_kernel, (T + 3) / 4, 4 * kWarp, 0, s, logits, T, n_experts, k,
-                             renormalize, ids, weights));
-  return cudaGetLastError();
-}
 
 bool sample_supported(const SampleArgs& a) {
   return a.greedy || a.temperature <= 0 || (a.top_k >= 1 && a.top_k <= kMaxCand);

@@ -100,10 +100,14 @@ __global__ void __launch_bounds__(kWarps* kWarp) attention_split_kernel(AttnPara
   // Lane l accumulates head dims 4l + 128i .. 4l + 128i + 3 (8-byte loads of 16-bit values).
   float m = -INFINITY, l = 0.0f;
   float4 acc[kMaxVec] = {};
-  for (int kb = k_begin + warp * kWarp; kb < k_end; kb += kWarps * kWarp) {
+  // The slice's keys split evenly over the warps (a slice of 33-96 keys is one tile per warp, not
+  // two tiles of the first warps while the others idle); each warp walks its part in tiles of 32.
+  const int per_warp = (k_end - k_begin + kWarps - 1) / kWarps;
+  const int w_begin = k_begin + warp * per_warp, w_end = min(k_end, w_begin + per_warp);
+  for (int kb = w_begin; kb < w_end; kb += kWarp) {
     const int key = kb + lane;
     float sc = -INFINITY;
-    if (key < k_end) {
+    if (key < w_end) {
       const KT* kr = K + int64_t(key) * kv_stride;
       float dot = 0.0f;
 #pragma unroll 8
@@ -114,14 +118,14 @@ __global__ void __launch_bounds__(kWarps* kWarp) attention_split_kernel(AttnPara
       sc = dot * p.scale;
     }
     const float m_new = fmaxf(m, warp_max(sc));
-    const float pr = key < k_end ? expf(sc - m_new) : 0.0f;
+    const float pr = key < w_end ? expf(sc - m_new) : 0.0f;
     const float corr = expf(m - m_new);  // 0 on the first tile (m = -inf)
     l = l * corr + warp_sum(pr);
 #pragma unroll
     for (int i = 0; i < kMaxVec; ++i) acc[i] = scale4(acc[i], corr);
     // The values of the tile's keys, kVBatch rows loaded before any is used (the loads of one row
     // alone left the warp waiting on each). Rows past the tile repeat its last row with weight 0.
-    const int nv = min(kWarp, k_end - kb);
+    const int nv = min(kWarp, w_end - kb);
     for (int j0 = 0; j0 < nv; j0 += kVBatch) {
       float4 vv[kVBatch][kMaxVec];
       float pj[kVBatch];

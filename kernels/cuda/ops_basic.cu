@@ -20,15 +20,50 @@ __global__ void embed_kernel(MatView table, const int32_t* ids, float* out) {
     out[int64_t(t) * table.cols + c] = load_weight(table, row, c);
 }
 
-// One block per row: x += residual (written back), out = x / rms(x) * w.
+constexpr int kNormPer = 4;  // values per thread held in registers by rmsnorm's fast path
+
+// One block per row: x += residual (written back), out = x / rms(x) * w. Rows of at most kNormPer
+// values per thread keep them in registers, with the weights loaded before the wait (constant), so
+// after its predecessor the kernel reads x and the residual once and writes.
 __global__ void rmsnorm_kernel(float* x, const float* residual, MatView w, float eps, int dim,
                                float* out) {
+  __shared__ float red[32];
+  const bool regs = dim <= kNormPer * int(blockDim.x);
+  float wv[kNormPer], xv[kNormPer];
+  if (regs)
+#pragma unroll
+    for (int u = 0; u < kNormPer; ++u) {
+      const int i = threadIdx.x + u * blockDim.x;
+      wv[u] = i < dim ? load_weight(w, 0, i) : 0.0f;
+    }
   pdl_wait();
   pdl_trigger();
-  __shared__ float red[32];
   float* xr = x + int64_t(blockIdx.x) * dim;
   const float* rr = residual ? residual + int64_t(blockIdx.x) * dim : nullptr;
+  float* o = out + int64_t(blockIdx.x) * dim;
   float ss = 0.0f;
+  if (regs) {
+#pragma unroll
+    for (int u = 0; u < kNormPer; ++u) {
+      const int i = threadIdx.x + u * blockDim.x;
+      xv[u] = i < dim ? xr[i] : 0.0f;
+      if (rr && i < dim) xv[u] += rr[i];
+    }
+#pragma unroll
+    for (int u = 0; u < kNormPer; ++u) {
+      const int i = threadIdx.x + u * blockDim.x;
+      if (rr && i < dim) xr[i] = xv[u];
+      ss += xv[u] * xv[u];
+    }
+    ss = block_sum(ss, red);
+    const float inv = 1.0f / sqrtf(ss / float(dim) + eps);
+#pragma unroll
+    for (int u = 0; u < kNormPer; ++u) {
+      const int i = threadIdx.x + u * blockDim.x;
+      if (i < dim) o[i] = (xv[u] * inv) * wv[u];
+    }
+    return;
+  }
   for (int i = threadIdx.x; i < dim; i += blockDim.x) {
     float v = xr[i];
     if (rr) xr[i] = v = v + rr[i];
@@ -36,7 +71,6 @@ __global__ void rmsnorm_kernel(float* x, const float* residual, MatView w, float
   }
   ss = block_sum(ss, red);
   const float inv = 1.0f / sqrtf(ss / float(dim) + eps);
-  float* o = out + int64_t(blockIdx.x) * dim;
   for (int i = threadIdx.x; i < dim; i += blockDim.x) o[i] = (xr[i] * inv) * load_weight(w, 0, i);
 }
 
@@ -100,9 +134,71 @@ struct QkParams {
   void* vc;
 };
 
-__global__ void qk_rope_store_kernel(QkParams p) {
+constexpr int kRopePer = 4;  // rotation pairs per lane held in registers (head_dim <= 256)
+
+// Fast path of qk_rope_store_kernel for head_dim <= 2 * kRopePer * 32: the norm weights and the
+// frequencies are loaded before the wait (constant), x and v once after it.
+__device__ __forceinline__ void qk_rope_store_regs(const QkParams& p, float* x, const float* vr,
+                                                   const MatView& norm, bool is_k, int t,
+                                                   int64_t head_off) {
+  const int lane = threadIdx.x % kWarp, half = p.D / 2;
+  float fr[kRopePer], na[kRopePer], nb[kRopePer];
+#pragma unroll
+  for (int u = 0; u < kRopePer; ++u) {
+    const int j = min(lane + u * kWarp, half - 1);
+    fr[u] = p.inv_freq[j];
+    na[u] = norm.data ? load_weight(norm, 0, j) : 1.0f;
+    nb[u] = norm.data ? load_weight(norm, 0, j + half) : 1.0f;
+  }
   pdl_wait();
   pdl_trigger();
+  const int position = (p.pos ? *p.pos : p.pos0) + t;
+  const int64_t dst = int64_t(position) * p.KV * p.D + head_off;
+  float a[kRopePer], b[kRopePer], va[kRopePer], vb[kRopePer];
+#pragma unroll
+  for (int u = 0; u < kRopePer; ++u) {
+    const int j = min(lane + u * kWarp, half - 1);
+    a[u] = x[j];
+    b[u] = x[j + half];
+    va[u] = is_k ? vr[j] : 0.0f;
+    vb[u] = is_k ? vr[j + half] : 0.0f;
+  }
+  float inv = 1.0f;
+  if (norm.data) {
+    float ss = 0.0f;
+#pragma unroll
+    for (int u = 0; u < kRopePer; ++u) ss += lane + u * kWarp < half ? a[u] * a[u] : 0.0f;
+#pragma unroll
+    for (int u = 0; u < kRopePer; ++u) ss += lane + u * kWarp < half ? b[u] * b[u] : 0.0f;
+    ss = warp_sum(ss);
+    inv = 1.0f / sqrtf(ss / float(p.D) + p.eps);
+  }
+#pragma unroll
+  for (int u = 0; u < kRopePer; ++u) {
+    const int j = lane + u * kWarp;
+    if (j >= half) break;
+    float aa = a[u], bb = b[u];
+    if (norm.data) {
+      aa = (aa * inv) * na[u];
+      bb = (bb * inv) * nb[u];
+    }
+    float sn, cs;
+    sincosf(float(position) * fr[u], &sn, &cs);
+    cs *= p.attn_factor;
+    sn *= p.attn_factor;
+    const float ra = aa * cs - bb * sn, rb = bb * cs + aa * sn;
+    x[j] = ra;
+    x[j + half] = rb;
+    if (is_k) {
+      store_act(p.kc, p.dt, dst + j, ra);
+      store_act(p.kc, p.dt, dst + j + half, rb);
+      store_act(p.vc, p.dt, dst + j, va[u]);
+      store_act(p.vc, p.dt, dst + j + half, vb[u]);
+    }
+  }
+}
+
+__global__ void qk_rope_store_kernel(QkParams p) {
   const int lane = threadIdx.x % kWarp, heads = p.Q + p.KV;
   const int64_t item = int64_t(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
   if (item >= int64_t(p.T) * heads) return;
@@ -110,7 +206,15 @@ __global__ void qk_rope_store_kernel(QkParams p) {
   const bool is_k = h >= p.Q;
   const int kh = h - p.Q;
   float* x = is_k ? p.k + (int64_t(t) * p.KV + kh) * D : p.q + (int64_t(t) * p.Q + h) * D;
+  const float* vr = is_k ? p.v + (int64_t(t) * p.KV + kh) * D : nullptr;
   const MatView& norm = is_k ? p.k_norm : p.q_norm;
+  const int64_t kv_dim = int64_t(p.KV) * D;
+  if (half <= kRopePer * kWarp) {
+    qk_rope_store_regs(p, x, vr, norm, is_k, t, int64_t(kh) * D);
+    return;
+  }
+  pdl_wait();
+  pdl_trigger();
   float inv = 1.0f;
   if (norm.data) {
     float ss = 0.0f;
@@ -119,7 +223,6 @@ __global__ void qk_rope_store_kernel(QkParams p) {
     inv = 1.0f / sqrtf(ss / float(D) + p.eps);
   }
   const int position = (p.pos ? *p.pos : p.pos0) + t;
-  const int64_t kv_dim = int64_t(p.KV) * D;
   const int64_t dst = int64_t(position) * kv_dim + int64_t(kh) * D;
   for (int j = lane; j < half; j += kWarp) {
     float a = x[j], b = x[j + half];
@@ -135,7 +238,6 @@ __global__ void qk_rope_store_kernel(QkParams p) {
     x[j] = ra;
     x[j + half] = rb;
     if (is_k) {
-      const float* vr = p.v + (int64_t(t) * p.KV + kh) * D;
       store_act(p.kc, p.dt, dst + j, ra);
       store_act(p.kc, p.dt, dst + j + half, rb);
       store_act(p.vc, p.dt, dst + j, vr[j]);

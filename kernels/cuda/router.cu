@@ -3,55 +3,70 @@
 // router() selects from logits another op wrote; route_fused() computes the logits too, for
 // decode, where the router's product (E rows, a few MB at most) and the selection are each far
 // too small to fill the GPU and each launch cost as much as its work (docs/CUDA.md, "Router").
+#include <algorithm>
+
 #include "kernels/cuda/gemv.cuh"
 #include "kernels/cuda/launch.h"
 
 namespace cs::cuda {
 namespace {
 
-// The selection of one token by one warp from its E logits `l` (global or shared memory). The
-// j-th pick is the best expert ranked after the (j-1)-th pick.
-__device__ void route_token(const float* l, int E, int k, bool renormalize, int32_t* ids,
+// The selection of one token by one warp. `p` holds the token's E logits in shared memory and is
+// overwritten with their probabilities. Picks go in the reference's order (probability, then the
+// lower index): each lane keeps the best of its own experts, the warp takes the best of those, and
+// only the lane that owned the pick marks it taken (-1) and rescans its experts.
+__device__ void route_token(float* p, int E, int k, bool renormalize, int32_t* ids,
                             float* weights) {
   const int lane = threadIdx.x % kWarp;
   float mx = -INFINITY;
-  for (int e = lane; e < E; e += kWarp) mx = fmaxf(mx, l[e]);
+  for (int e = lane; e < E; e += kWarp) mx = fmaxf(mx, p[e]);
   mx = warp_max(mx);
   float sum = 0.0f;
-  for (int e = lane; e < E; e += kWarp) sum += expf(l[e] - mx);
+  for (int e = lane; e < E; e += kWarp) sum += expf(p[e] - mx);
   sum = warp_sum(sum);
-  float prev_v = INFINITY, kept = 0.0f;
-  int prev_i = -1;
+  float bv = -INFINITY;
+  int bi = 0x7fffffff;
+  for (int e = lane; e < E; e += kWarp) {
+    const float q = expf(p[e] - mx) / sum;
+    p[e] = q;
+    if (better(q, e, bv, bi)) bv = q, bi = e;
+  }
+  float kept = 0.0f;
   for (int j = 0; j < k; ++j) {
-    float bv = -INFINITY;
-    int bi = 0x7fffffff;
-    for (int e = lane; e < E; e += kWarp) {
-      const float p = expf(l[e] - mx) / sum;
-      const bool after = p < prev_v || (p == prev_v && e > prev_i);
-      if (after && better(p, e, bv, bi)) bv = p, bi = e;
-    }
-    warp_best(bv, bi);
-    prev_v = bv;
-    prev_i = bi;
-    kept += bv;
+    float v = bv;
+    int i = bi;
+    warp_best(v, i);
+    kept += v;
     if (lane == 0) {
-      ids[j] = bi;
-      weights[j] = bv;
+      ids[j] = i;
+      weights[j] = v;
+    }
+    if (i % kWarp == lane) {
+      p[i] = -1.0f;
+      bv = -INFINITY;
+      bi = 0x7fffffff;
+      for (int e = lane; e < E; e += kWarp)
+        if (p[e] >= 0.0f && better(p[e], e, bv, bi)) bv = p[e], bi = e;
     }
   }
   __syncwarp();
   if (renormalize && lane < k) weights[lane] /= kept;
 }
 
-// One warp per token.
+constexpr int kRouterSmem = 48 * 1024;  // the standalone router's shared memory: E floats per warp
+
+// One warp per token, its logits copied to shared memory.
 __global__ void router_kernel(const float* logits, int T, int E, int k, bool renormalize,
                               int32_t* ids, float* weights) {
   pdl_wait();
   pdl_trigger();
+  extern __shared__ float probs[];
   const int t = blockIdx.x * (blockDim.x / kWarp) + threadIdx.x / kWarp;
   if (t >= T) return;
-  route_token(logits + int64_t(t) * E, E, k, renormalize, ids + int64_t(t) * k,
-              weights + int64_t(t) * k);
+  float* p = probs + (threadIdx.x / kWarp) * E;
+  for (int e = threadIdx.x % kWarp; e < E; e += kWarp) p[e] = logits[int64_t(t) * E + e];
+  __syncwarp();
+  route_token(p, E, k, renormalize, ids + int64_t(t) * k, weights + int64_t(t) * k);
 }
 
 constexpr int kRouteThreads = 128;
@@ -129,9 +144,12 @@ bool aligned16(const void* p) {
 cudaError_t router(const float* logits, int T, int n_experts, int k, bool renormalize, int32_t* ids,
                    float* weights, cudaStream_t s) {
   if (k < 1 || k > 32 || k > n_experts) return cudaErrorInvalidValue;
+  const int warps = std::min(4, kRouterSmem / (4 * n_experts));
+  if (warps < 1) return cudaErrorInvalidValue;  // over 12288 experts
   if (T <= 0) return cudaSuccess;
-  check_launch(launch_kernel(router_kernel, (T + 3) / 4, 4 * kWarp, 0, s, logits, T, n_experts, k,
-                             renormalize, ids, weights));
+  check_launch(launch_kernel(router_kernel, (T + warps - 1) / warps, warps * kWarp,
+                             size_t(warps) * n_experts * 4, s, logits, T, n_experts, k, renormalize,
+                             ids, weights));
   return cudaGetLastError();
 }
 

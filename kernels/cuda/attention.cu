@@ -31,25 +31,49 @@ struct AttnParams {
   float* ws;  // S > 1: kCounters ints, then [T][Q][S] records of (m, l, o[D])
 };
 
-template <typename KT>
-__device__ __forceinline__ float4 load4(const KT* p);
-template <>
-__device__ __forceinline__ float4 load4<float>(const float* p) {
-  return *reinterpret_cast<const float4*>(p);
-}
-template <>
-__device__ __forceinline__ float4 load4<__half>(const __half* p) {
-  const uint2 u = *reinterpret_cast<const uint2*>(p);
+// Four consecutive cache values as floats: `raw` holds them as stored (16-bit types: 8 bytes).
+__device__ __forceinline__ float4 to_float4(uint2 u, __half) {
   const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&u.x));
   const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&u.y));
   return make_float4(a.x, a.y, b.x, b.y);
 }
-template <>
-__device__ __forceinline__ float4 load4<__nv_bfloat16>(const __nv_bfloat16* p) {
-  const uint2 u = *reinterpret_cast<const uint2*>(p);
+__device__ __forceinline__ float4 to_float4(uint2 u, __nv_bfloat16) {
   return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u),
                      __uint_as_float(u.y << 16), __uint_as_float(u.y & 0xffff0000u));
 }
+template <typename KT>
+__device__ __forceinline__ float4 load4(const KT* p) {
+  if constexpr (sizeof(KT) == 4)
+    return *reinterpret_cast<const float4*>(p);
+  else
+    return to_float4(*reinterpret_cast<const uint2*>(p), KT{});
+}
+
+// q . k for one key row. With the head dimension known at compile time (16-bit caches, kD = 128)
+// every load of the row is issued before the first product: one round trip per key tile instead
+// of one per 8 loads.
+template <typename KT, int kD>
+__device__ __forceinline__ float key_dot(const KT* kr, const float4* q4, int D) {
+  float dot = 0.0f;
+  if constexpr (kD > 0) {
+    uint2 raw[kD / 4];
+#pragma unroll
+    for (int i = 0; i < kD / 4; ++i) raw[i] = reinterpret_cast<const uint2*>(kr)[i];
+#pragma unroll
+    for (int i = 0; i < kD / 4; ++i) {
+      const float4 kv = to_float4(raw[i], KT{}), qv = q4[i];
+      dot += kv.x * qv.x + kv.y * qv.y + kv.z * qv.z + kv.w * qv.w;
+    }
+  } else {
+#pragma unroll 8
+    for (int d = 0; d < D; d += 4) {
+      const float4 kv = load4<KT>(kr + d), qv = q4[d / 4];
+      dot += kv.x * qv.x + kv.y * qv.y + kv.z * qv.z + kv.w * qv.w;
+    }
+  }
+  return dot;
+}
+
 __device__ __forceinline__ float4 scale4(float4 a, float s) {
   return make_float4(a.x * s, a.y * s, a.z * s, a.w * s);
 }
@@ -77,12 +101,16 @@ __device__ void merge_slices(const float* recs, int S, int D, float* out) {
   }
 }
 
-template <typename KT>
+// kD: the head dimension when fixed at compile time (128, 16-bit caches), else 0.
+template <typename KT, int kD>
 __global__ void __launch_bounds__(kWarps* kWarp) attention_split_kernel(AttnParams p) {
+  // float4s of head dims per lane, and value rows per batch of loads.
+  constexpr int kVec = kD > 0 ? (kD + 4 * kWarp - 1) / (4 * kWarp) : kMaxVec;
+  constexpr int kVB = kD > 0 ? 2 * kVBatch : kVBatch;
   pdl_wait();
   pdl_trigger();
   const int h = blockIdx.x, s = blockIdx.y, S = gridDim.y, t = blockIdx.z;
-  const int D = p.D, lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  const int D = kD > 0 ? kD : p.D, lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   const int n_keys = (p.pos ? *p.pos : p.pos0) + t + 1;
   const int chunk = (n_keys + S - 1) / S;
   const int k_begin = s * chunk, k_end = min(n_keys, k_begin + chunk);
@@ -99,7 +127,7 @@ __global__ void __launch_bounds__(kWarps* kWarp) attention_split_kernel(AttnPara
   const KT* V = static_cast<const KT*>(p.v) + kv_off;
   // Lane l accumulates head dims 4l + 128i .. 4l + 128i + 3 (8-byte loads of 16-bit values).
   float m = -INFINITY, l = 0.0f;
-  float4 acc[kMaxVec] = {};
+  float4 acc[kVec] = {};
   // The slice's keys split evenly over the warps (a slice of 33-96 keys is one tile per warp, not
   // two tiles of the first warps while the others idle); each warp walks its part in tiles of 32.
   const int per_warp = (k_end - k_begin + kWarps - 1) / kWarps;
@@ -108,41 +136,34 @@ __global__ void __launch_bounds__(kWarps* kWarp) attention_split_kernel(AttnPara
     const int key = kb + lane;
     float sc = -INFINITY;
     if (key < w_end) {
-      const KT* kr = K + int64_t(key) * kv_stride;
-      float dot = 0.0f;
-#pragma unroll 8
-      for (int d = 0; d < D; d += 4) {
-        const float4 kv = load4<KT>(kr + d), qv = q4[d / 4];
-        dot += kv.x * qv.x + kv.y * qv.y + kv.z * qv.z + kv.w * qv.w;
-      }
-      sc = dot * p.scale;
+      sc = key_dot<KT, kD>(K + int64_t(key) * kv_stride, q4, D) * p.scale;
     }
     const float m_new = fmaxf(m, warp_max(sc));
     const float pr = key < w_end ? expf(sc - m_new) : 0.0f;
     const float corr = expf(m - m_new);  // 0 on the first tile (m = -inf)
     l = l * corr + warp_sum(pr);
 #pragma unroll
-    for (int i = 0; i < kMaxVec; ++i) acc[i] = scale4(acc[i], corr);
-    // The values of the tile's keys, kVBatch rows loaded before any is used (the loads of one row
+    for (int i = 0; i < kVec; ++i) acc[i] = scale4(acc[i], corr);
+    // The values of the tile's keys, kVB rows loaded before any is used (the loads of one row
     // alone left the warp waiting on each). Rows past the tile repeat its last row with weight 0.
     const int nv = min(kWarp, w_end - kb);
-    for (int j0 = 0; j0 < nv; j0 += kVBatch) {
-      float4 vv[kVBatch][kMaxVec];
-      float pj[kVBatch];
+    for (int j0 = 0; j0 < nv; j0 += kVB) {
+      float4 vv[kVB][kVec];
+      float pj[kVB];
 #pragma unroll
-      for (int u = 0; u < kVBatch; ++u) {
+      for (int u = 0; u < kVB; ++u) {
         pj[u] = __shfl_sync(0xffffffffu, pr, j0 + u);  // 0 past the tile: those keys' pr is 0
         const KT* vr = V + int64_t(kb + min(j0 + u, nv - 1)) * kv_stride;
 #pragma unroll
-        for (int i = 0; i < kMaxVec; ++i) {
+        for (int i = 0; i < kVec; ++i) {
           const int d = 4 * lane + 128 * i;
           vv[u][i] = d < D ? load4<KT>(vr + d) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         }
       }
 #pragma unroll
-      for (int u = 0; u < kVBatch; ++u)
+      for (int u = 0; u < kVB; ++u)
 #pragma unroll
-        for (int i = 0; i < kMaxVec; ++i) acc[i] = fma4(pj[u], vv[u][i], acc[i]);
+        for (int i = 0; i < kVec; ++i) acc[i] = fma4(pj[u], vv[u][i], acc[i]);
     }
     m = m_new;
   }
@@ -151,7 +172,7 @@ __global__ void __launch_bounds__(kWarps* kWarp) attention_split_kernel(AttnPara
     wl[warp] = l;
   }
 #pragma unroll
-  for (int i = 0; i < kMaxVec; ++i) {
+  for (int i = 0; i < kVec; ++i) {
     const int d = 4 * lane + 128 * i;
     if (d < D) *reinterpret_cast<float4*>(&wo[warp][d]) = acc[i];
   }
@@ -222,16 +243,20 @@ cudaError_t attention_split(const AttentionArgs& a, float* workspace, int sm_cou
   AttnParams p{a.q,       a.k_cache,    a.v_cache,  a.T,     a.pos0, a.pos,
                a.n_heads, a.n_kv_heads, a.head_dim, a.scale, a.out,  workspace};
   const dim3 grid(a.n_heads, S, a.T);
+  const bool d128 = a.head_dim == 128;
   switch (a.kv_dtype) {
     case DType::kF16:
-      check_launch(launch_kernel(attention_split_kernel<__half>, grid, kWarps * kWarp, 0, s, p));
+      check_launch(launch_kernel(
+          d128 ? attention_split_kernel<__half, 128> : attention_split_kernel<__half, 0>, grid,
+          kWarps * kWarp, 0, s, p));
       break;
     case DType::kBF16:
-      check_launch(
-          launch_kernel(attention_split_kernel<__nv_bfloat16>, grid, kWarps * kWarp, 0, s, p));
+      check_launch(launch_kernel(d128 ? attention_split_kernel<__nv_bfloat16, 128>
+                                      : attention_split_kernel<__nv_bfloat16, 0>,
+                                 grid, kWarps * kWarp, 0, s, p));
       break;
     case DType::kF32:
-      check_launch(launch_kernel(attention_split_kernel<float>, grid, kWarps * kWarp, 0, s, p));
+      check_launch(launch_kernel(attention_split_kernel<float, 0>, grid, kWarps * kWarp, 0, s, p));
       break;
     default:
       return cudaErrorInvalidValue;

@@ -5,6 +5,7 @@
 // the routing entropy. --ablation runs the cache policy x predictor grid of the offload issue.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -81,8 +82,9 @@ Result run_variant(const Model& model, const ExpertLocator* loc, const Variant& 
   }
   OffloadRuntime rt(model, v.cfg, "auto", std::move(o));
   SessionOptions so;
+  // Room for the longest of the runs, the untimed warm-up included.
   so.transformer.n_ctx =
-      std::max(v.cfg.device.context, std::max(a.prefill, a.prompt + a.generate) + 1);
+      std::max(v.cfg.device.context, std::max({a.prefill, a.prompt + a.generate, a.warmup}) + 1);
   so.transformer.max_batch = v.cfg.device.max_batch;
   so.transformer.kv_dtype = DType::kBF16;  // as on the GPU in production; halves the KV cache
   so.transformer.logits_rows = 1;          // only the last logits are read: more expert slots

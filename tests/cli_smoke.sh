@@ -28,6 +28,9 @@ grep -q "normalized entropy" "$tmp/synth" || fail "synth printed no routing entr
 "$cs" convert -q "$tmp/s.gguf" "$tmp/g.cst" >/dev/null || fail "GGUF twin does not convert"
 [ "$("$cs" logits -m "$tmp/s.cst" --ids 4,5)" = "$("$cs" logits -m "$tmp/g.cst" --ids 4,5)" ] ||
   fail "GGUF twin logits differ"
+# The untimed warm-up (32 tokens by default) must fit the context when the timed runs are shorter.
+"$cs" bench-offload --synthetic tiny --modes cpu --prefill 0 --prompt 4 --generate 3 --no-channels \
+  >/dev/null 2>"$tmp/warm" || fail "bench-offload with the default warm-up: $(tail -2 "$tmp/warm")"
 # bench-offload --rounds: each mode runs once per round; the comparison takes each mode's median.
 "$cs" bench-offload --synthetic tiny --modes hybrid,cpu,stream --rounds 3 --prefill 0 --prompt 4 \
   --generate 3 --warmup 0 --no-channels --json "$tmp/b.json" >"$tmp/bench" 2>/dev/null ||

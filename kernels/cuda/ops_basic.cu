@@ -134,6 +134,26 @@ struct QkParams {
   void* vc;
 };
 
+// Rotates the pair (a, b) of head dims j and j + half by `position` x frequency f, writes it back
+// to x and, for a k head, stores it and the matching v values (va, vb) in the caches at `dst`.
+__device__ __forceinline__ void rope_store_pair(const QkParams& p, float* x, int j, int half,
+                                                float a, float b, float f, int position, bool is_k,
+                                                int64_t dst, float va, float vb) {
+  float sn, cs;
+  sincosf(float(position) * f, &sn, &cs);
+  cs *= p.attn_factor;
+  sn *= p.attn_factor;
+  const float ra = a * cs - b * sn, rb = b * cs + a * sn;
+  x[j] = ra;
+  x[j + half] = rb;
+  if (is_k) {
+    store_act(p.kc, p.dt, dst + j, ra);
+    store_act(p.kc, p.dt, dst + j + half, rb);
+    store_act(p.vc, p.dt, dst + j, va);
+    store_act(p.vc, p.dt, dst + j + half, vb);
+  }
+}
+
 constexpr int kRopePer = 4;  // rotation pairs per lane held in registers (head_dim <= 256)
 
 // Fast path of qk_rope_store_kernel for head_dim <= 2 * kRopePer * 32: the norm weights and the
@@ -182,19 +202,7 @@ __device__ __forceinline__ void qk_rope_store_regs(const QkParams& p, float* x, 
       aa = (aa * inv) * na[u];
       bb = (bb * inv) * nb[u];
     }
-    float sn, cs;
-    sincosf(float(position) * fr[u], &sn, &cs);
-    cs *= p.attn_factor;
-    sn *= p.attn_factor;
-    const float ra = aa * cs - bb * sn, rb = bb * cs + aa * sn;
-    x[j] = ra;
-    x[j + half] = rb;
-    if (is_k) {
-      store_act(p.kc, p.dt, dst + j, ra);
-      store_act(p.kc, p.dt, dst + j + half, rb);
-      store_act(p.vc, p.dt, dst + j, va[u]);
-      store_act(p.vc, p.dt, dst + j + half, vb[u]);
-    }
+    rope_store_pair(p, x, j, half, aa, bb, fr[u], position, is_k, dst, va[u], vb[u]);
   }
 }
 
@@ -230,19 +238,8 @@ __global__ void qk_rope_store_kernel(QkParams p) {
       a = (a * inv) * load_weight(norm, 0, j);
       b = (b * inv) * load_weight(norm, 0, j + half);
     }
-    float sn, cs;
-    sincosf(float(position) * p.inv_freq[j], &sn, &cs);
-    cs *= p.attn_factor;
-    sn *= p.attn_factor;
-    const float ra = a * cs - b * sn, rb = b * cs + a * sn;
-    x[j] = ra;
-    x[j + half] = rb;
-    if (is_k) {
-      store_act(p.kc, p.dt, dst + j, ra);
-      store_act(p.kc, p.dt, dst + j + half, rb);
-      store_act(p.vc, p.dt, dst + j, vr[j]);
-      store_act(p.vc, p.dt, dst + j + half, vr[j + half]);
-    }
+    rope_store_pair(p, x, j, half, a, b, p.inv_freq[j], position, is_k, dst, is_k ? vr[j] : 0.0f,
+                    is_k ? vr[j + half] : 0.0f);
   }
 }
 

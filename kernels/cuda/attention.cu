@@ -31,7 +31,7 @@ struct AttnParams {
   float* ws;  // S > 1: kCounters ints, then [T][Q][S] records of (m, l, o[D])
 };
 
-// Four consecutive cache values as floats: `raw` holds them as stored (16-bit types: 8 bytes).
+// Four consecutive 16-bit cache values (8 bytes as stored) as floats; load4: any cache type.
 __device__ __forceinline__ float4 to_float4(uint2 u, __half) {
   const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&u.x));
   const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&u.y));

@@ -41,7 +41,7 @@ __device__ void route_token(float* p, int E, int k, bool renormalize, int32_t* i
       ids[j] = i;
       weights[j] = v;
     }
-    if (i % kWarp == lane) {
+    if (i < E && i % kWarp == lane) {  // i = 0x7fffffff: no candidate left (NaN logits)
       p[i] = -1.0f;
       bv = -INFINITY;
       bi = 0x7fffffff;

@@ -164,10 +164,8 @@ Channels measure_channels(Backend& backend, const ExpertLocator& locator,
         (reinterpret_cast<uintptr_t>(pageable.data()) + 4095) / 4096 * 4096);
     c.pageable_copy_rate = copy_rate(*e, dst, p, chunk, span, 8 * chunk);
   }
-  ThreadPoolOptions po;  // the CPU experts' threads and cores: one per physical core unless set
-  po.threads = threads > 0 ? threads : config.cpu.threads;
-  po.cores = parse_core_list(config.cpu.cores, "cpu.cores");
-  po.spin_us = config.cpu.spin_us;
+  ThreadPoolOptions po = pool_options(cpu_options(config.cpu));  // the CPU experts' pool
+  if (threads > 0) po.threads = threads;
   ThreadPool pool(po);
   DramProbe reader(pool, size_t(dram_bytes));
   c.dram_read_rate = reader.rate(3);

@@ -255,6 +255,10 @@ struct CpuBackendOptions {
       nullptr;  // share this pool (it must outlive the backend) instead of owning one
 };
 
+struct ThreadPoolOptions;
+// The thread pool a CPU backend with these options owns (threads, cores, NUMA node, spinning).
+ThreadPoolOptions pool_options(const CpuBackendOptions& options);
+
 // The fast CPU backend: SIMD kernels chosen at run time (kernels/cpu/simd.h) on a thread pool.
 // Quantized weights (Q4, Q8) are read in place with int8-quantized activations (per block of 32),
 // so results differ from the reference by that quantization (see docs/TESTING.md); F32/F16/BF16

@@ -493,6 +493,15 @@ std::vector<std::string> offload_config_keys() {
   return out;
 }
 
+CpuBackendOptions cpu_options(const CpuConfig& c) {
+  CpuBackendOptions o;
+  o.threads = c.threads;
+  o.cores = parse_core_list(c.cores, "cpu.cores");
+  o.spin_us = c.spin_us;
+  o.prefetch = c.prefetch;
+  return o;
+}
+
 std::vector<int> parse_core_list(std::string_view text, std::string_view what) {
   constexpr int kMaxCpu = 4096;
   const std::string_view prefix = what.empty() ? "" : what;

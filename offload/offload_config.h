@@ -17,6 +17,7 @@
 #include "cache/policy.h"
 #include "cache/predictor.h"
 #include "cache/slot_cache.h"
+#include "kernels/backend.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/types.h"
 
@@ -122,6 +123,11 @@ inline uint64_t device_reserve(const DeviceConfig& d, bool gpu) {
 // (kInvalidArgument) naming `what` and the bad item for anything else: an empty item, a
 // descending range, an id listed twice, an id of 4096 or more.
 std::vector<int> parse_core_list(std::string_view text, std::string_view what);
+
+// The CPU backend options of a [cpu] table: threads, cores (parsed, cs::Error naming "cpu.cores"),
+// spinning and prefetch. The CPU experts run with them, and bench-offload's DRAM probe on the pool
+// they imply (pool_options), so both read memory from the same threads.
+CpuBackendOptions cpu_options(const CpuConfig& c);
 
 // The KV cache element type a device.kv_dtype value names ("f32", "f16", "bf16"); nullopt for
 // "auto" and for anything else.

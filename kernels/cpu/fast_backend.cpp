@@ -41,12 +41,7 @@ class CpuBackend final : public Backend {
     if (o.pool) {
       pool_ = o.pool;
     } else {
-      ThreadPoolOptions po;
-      po.threads = o.threads;
-      po.cores = o.cores;
-      po.numa_node = o.numa_node;
-      po.spin_us = o.spin_us;
-      owned_pool_.emplace(po);
+      owned_pool_.emplace(pool_options(o));
       pool_ = &*owned_pool_;
     }
     name_ = std::string("cpu-") + cpu_isa_name(isa_);
@@ -258,6 +253,15 @@ void CpuBackend::moe_while(const MoeArgs& a, const std::function<void()>& caller
 }
 
 }  // namespace
+
+ThreadPoolOptions pool_options(const CpuBackendOptions& o) {
+  ThreadPoolOptions po;
+  po.threads = o.threads;
+  po.cores = o.cores;
+  po.numa_node = o.numa_node;
+  po.spin_us = o.spin_us;
+  return po;
+}
 
 std::unique_ptr<Backend> make_cpu_backend(const CpuBackendOptions& options) {
   return std::make_unique<CpuBackend>(options);

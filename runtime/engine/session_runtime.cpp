@@ -35,15 +35,6 @@ uint32_t last_line(const toml::node& n) {
   return line;
 }
 
-CpuBackendOptions cpu_options(const CpuConfig& c) {
-  CpuBackendOptions o;
-  o.threads = c.threads;
-  o.cores = parse_core_list(c.cores, "cpu.cores");
-  o.spin_us = c.spin_us;
-  o.prefetch = c.prefetch;
-  return o;
-}
-
 // "auto" resolved with the configuration: cpu, or cuda:N.
 std::string resolve_device(const std::string& device, const DeviceConfig& d) {
   if (device != "auto") return device;

@@ -6,6 +6,7 @@
 #include <iterator>
 
 #include "common/error.h"
+#include "kernels/cpu/thread_pool.h"
 #include "offload/offload_config.h"
 
 using namespace cs;
@@ -90,6 +91,26 @@ TEST_CASE("offload config: unknown keys and bad values name the line and column"
   CHECK(error_of("policy = \"lru\"\n").find("unknown key 'policy'") != std::string::npos);
   CHECK(error_of("[cache\n").find("cfg.toml:1:") == 0);  // TOML syntax errors too
   CHECK(error_of("[cache]\ndecay = 0\n").find("(0, 1]") != std::string::npos);
+}
+
+// The [cpu] table reaches the CPU experts' pool (and bench-offload's DRAM probe, built from the
+// same two calls) whole: a field dropped on the way ran the probe on other cores than the experts.
+TEST_CASE("offload config: cpu_options and pool_options carry the [cpu] table to the thread pool") {
+  CpuConfig c;
+  c.threads = 3;
+  c.cores = "0-2";
+  c.spin_us = 50;
+  c.prefetch = 512;
+  const CpuBackendOptions o = cpu_options(c);
+  CHECK(o.threads == 3);
+  CHECK(o.cores == std::vector<int>{0, 1, 2});
+  CHECK(o.spin_us == 50);
+  CHECK(o.prefetch == 512);
+  const ThreadPoolOptions p = pool_options(o);
+  CHECK(p.threads == 3);
+  CHECK(p.cores == o.cores);
+  CHECK(p.spin_us == 50);
+  CHECK(p.numa_node == o.numa_node);
 }
 
 TEST_CASE("offload config: cpu.cores lists parse fully or name the bad item") {

@@ -64,6 +64,7 @@ std::vector<std::string> kernel_names() {
     v.push_back(m.decode);
     v.push_back(m.prefill);
   }
+  v.push_back("read-probe");
   return v;
 }
 
@@ -324,6 +325,15 @@ void run_bench(const BenchArgs& a) {
         }
       }
     }
+    // Read rate against memory-level parallelism, at an S30 MoE layer's bytes and at 200 MB.
+    if (picked("read-probe"))
+      for (const size_t mb : {20, 200}) {
+        fmt::print("\nread probe, {} MB per launch (reads only; % of the copy rate):\n", mb);
+        for (const auto& t : cuda_bench_read(a.device, mb * 1000 * 1000, a.reps)) {
+          print_timing(t, bound);
+          out["read_probe"][std::to_string(mb) + "MB"].push_back(timing_json(t, bound));
+        }
+      }
   }
   if (a.whole) out["model"] = bench_model(a, bound);
   const std::string text = out.dump(2);

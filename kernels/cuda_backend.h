@@ -79,6 +79,11 @@ std::vector<KernelTiming> cuda_bench_gemv(int device, DType dt, int N, int C, in
 std::vector<KernelTiming> cuda_bench_moe_prefill(int device, int tokens, int hidden, int inter,
                                                  int n_experts, int k, int group, int reps);
 
+// Read rate of `bytes` (windows rotated past the L2 cache) at several amounts of memory-level
+// parallelism: plain 16-byte loads over grids of blocks x warps x loads in flight per thread,
+// and bulk copies into shared memory (sm_90). Bytes are reads only.
+std::vector<KernelTiming> cuda_bench_read(int device, size_t bytes, int reps);
+
 // cuBLAS BF16 GEMM time of out[T][N] = x[T][C] W^T (the dense reference for prefill).
 KernelTiming cuda_bench_gemm_bf16(int device, int T, int N, int C, int reps);
 

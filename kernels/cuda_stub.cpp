@@ -44,6 +44,9 @@ std::vector<KernelTiming> cuda_bench_gemv(int, DType, int, int, int) {
 std::vector<KernelTiming> cuda_bench_moe_prefill(int, int, int, int, int, int, int, int) {
   no_cuda();
 }
+std::vector<KernelTiming> cuda_bench_read(int, size_t, int) {
+  no_cuda();
+}
 KernelTiming cuda_bench_gemm_bf16(int, int, int, int, int) {
   no_cuda();
 }

@@ -20,7 +20,7 @@ grep -q -- "--experts" "$tmp/err" || fail "bad format not named: $(cat "$tmp/err
 "$cs" synth --shape qwen3-999b --out "$tmp/s.cst" 2>"$tmp/err" && fail "accepted a bad --shape"
 grep -q "qwen3-235b-a22b" "$tmp/err" || fail "bad --shape does not list shapes: $(cat "$tmp/err")"
 "$cs" bench --kernels moe-30b,bogus 2>"$tmp/err" && fail "bench accepted an unknown --kernels name"
-grep -q "\-\-kernels: unknown benchmark 'bogus'.*moe-235b" "$tmp/err" ||
+grep -q "\-\-kernels: unknown benchmark 'bogus'.*moe-235b.*read-probe" "$tmp/err" ||
   fail "bad --kernels does not name the flag and the choices: $(cat "$tmp/err")"
 "$cs" synth -q --shape tiny-mixtral --out "$tmp/s.cst" --gguf "$tmp/s.gguf" --probe-tokens 32 \
   >"$tmp/synth" || fail "synth failed"

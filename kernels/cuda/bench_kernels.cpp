@@ -183,6 +183,55 @@ std::vector<KernelTiming> cuda_bench_gemv(int device, DType dt, int N, int C, in
   return r;
 }
 
+std::vector<KernelTiming> cuda_bench_read(int device, size_t bytes, int reps) {
+  check(cudaSetDevice(device), "cudaSetDevice");
+  const CudaDeviceInfo info = cuda_device_info(device);
+  Stream s;
+  bytes = (bytes + 255) / 256 * 256;
+  // Windows of `bytes`, enough that one pass over them is at least 4x the L2 cache.
+  const int W = int(std::max<size_t>(2, (4 * info.l2_bytes + bytes - 1) / bytes));
+  DeviceBuffer buf(size_t(W) * bytes), sink(4);
+  check(cuda::fill_q4_codes(buf.get(), size_t(W) * bytes, 7, s), "fill");
+  auto window = [&](int i) { return buf.get<uint8_t>() + size_t(i % W) * bytes; };
+  const int sms = info.sm_count;
+  std::vector<KernelTiming> r;
+  auto add = [&](std::string name, auto&& launch) {
+    KernelTiming t;
+    t.name = std::move(name);
+    t.bytes = double(bytes);
+    t.ms = median_ms(s, reps, W, [&](int i) { check(launch(window(i)), "read probe"); });
+    r.push_back(t);
+  };
+  struct Ldg {
+    int blocks_per_sm, warps, loads;
+  };
+  // 3 x 4 x 16: the decode GEMVs' grid; 16 x 4 x 1: the copy kernel's.
+  for (const Ldg c : {Ldg{3, 4, 16}, Ldg{1, 4, 16}, Ldg{3, 4, 4}, Ldg{8, 8, 4}, Ldg{16, 4, 1},
+                      Ldg{16, 4, 4}, Ldg{4, 16, 16}}) {
+    add(fmt::format("read LDG, {} x {} warps per SM, {} loads per thread", c.blocks_per_sm, c.warps,
+                    c.loads),
+        [&](const void* p) {
+          return cuda::read_probe_ldg(p, bytes, c.blocks_per_sm * sms, c.warps, c.loads,
+                                      sink.get<unsigned>(), s);
+        });
+  }
+  if (info.cc_major >= 9) {
+    struct Tma {
+      int blocks_per_sm, stages, chunk_kib;
+    };
+    for (const Tma c :
+         {Tma{1, 4, 16}, Tma{1, 8, 16}, Tma{1, 4, 32}, Tma{2, 4, 16}, Tma{1, 12, 16}}) {
+      add(fmt::format("read bulk copy, {} block(s) per SM, {} x {} KiB in flight", c.blocks_per_sm,
+                      c.stages, c.chunk_kib),
+          [&](const void* p) {
+            return cuda::read_probe_tma(p, bytes, c.blocks_per_sm * sms, c.stages,
+                                        c.chunk_kib * 1024, sink.get<unsigned>(), s);
+          });
+    }
+  }
+  return r;
+}
+
 KernelTiming cuda_bench_gemm_bf16(int device, int T, int N, int C, int reps) {
   check(cudaSetDevice(device), "cudaSetDevice");
   Stream s;

@@ -74,9 +74,12 @@ inline void poison(void* dev, size_t bytes) {
 }
 
 // max |got - want| / max |want|; infinite when got has a NaN or Inf.
-inline double rel_err(const std::vector<float>& got, const std::vector<float>& want) {
+// Largest error over the largest |want| (at least `floor`: for results that may all cancel to
+// near zero, where only an absolute error is meaningful).
+inline double rel_err(const std::vector<float>& got, const std::vector<float>& want,
+                      double floor = 0) {
   REQUIRE(got.size() == want.size());
-  double num = 0, den = 0;
+  double num = 0, den = floor;
   for (size_t i = 0; i < got.size(); ++i) {
     if (!std::isfinite(got[i])) return INFINITY;
     num = std::max(num, double(std::fabs(got[i] - want[i])));

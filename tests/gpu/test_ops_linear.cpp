@@ -172,7 +172,10 @@ TEST_SUITE("ops") {
             gpu().route(dx.as<float>(), T, w.dev, k, renorm, dl.as<float>(), dids.as<int32_t>(),
                         dw.as<float>());
             const std::vector<float> logits = from_gpu<float>(dl.get(), want.size());
-            CHECK(rel_err(logits, want) < 5e-5);
+            // Logits are O(1) (|x| <= 3, rows scaled by 1/sqrt(C)); with few of them all may be
+            // near zero (E = 1: one sum of 4096 terms that cancels), so the error is taken
+            // against at least 1 (seen: 1.2e-4 relative at BF16, E = 1, C = 4096, T = 1).
+            CHECK(rel_err(logits, want, 1.0) < 5e-5);
             std::vector<int32_t> ids(size_t(T) * k);
             std::vector<float> weights(ids.size());
             ref::router(logits.data(), T, E, k, renorm, ids.data(), weights.data());

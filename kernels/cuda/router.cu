@@ -37,11 +37,11 @@ __device__ void route_token(float* p, int E, int k, bool renormalize, int32_t* i
     int i = bi;
     warp_best(v, i);
     kept += v;
-    if (lane == 0) {
-      ids[j] = i;
-      weights[j] = v;
+    if (lane == 0) {  // no candidate left (NaN logits): a valid id, a NaN weight (as the CPU)
+      ids[j] = i < E ? i : j % E;
+      weights[j] = i < E ? v : NAN;
     }
-    if (i < E && i % kWarp == lane) {  // i = 0x7fffffff: no candidate left (NaN logits)
+    if (i < E && i % kWarp == lane) {  // i = 0x7fffffff: no candidate left
       p[i] = -1.0f;
       bv = -INFINITY;
       bi = 0x7fffffff;

@@ -185,6 +185,29 @@ TEST_SUITE("ops") {
     CHECK(fused_shapes > 20);  // the fused kernel was exercised, not only the fallback
   }
 
+  // NaN logits (a NaN in the hidden state) leave no expert to select by value: the ids must still
+  // index the table (the MoE kernels read table[id]) and the weights show the NaN, as on the CPU.
+  TEST_CASE("route: NaN logits give valid ids and NaN weights") {
+    for (int T : {1, 3, 7})  // fused (T <= 4) and matmul + router
+      for (int E : {8, 128}) {
+        CAPTURE(T);
+        CAPTURE(E);
+        const int C = 96, k = 8;
+        Mat w = make_mat(DType::kBF16, E, C, 1.0f / std::sqrt(float(C)));
+        std::vector<float> x = randvec(size_t(T) * C, -3, 3);
+        for (int t = 0; t < T; ++t) x[size_t(t) * C + 5] = NAN;
+        Buffer dx = to_gpu(x), dl = poisoned(size_t(T) * E * 4);
+        Buffer dids = poisoned(size_t(T) * k * 4), dw = poisoned(size_t(T) * k * 4);
+        gpu().route(dx.as<float>(), T, w.dev, k, true, dl.as<float>(), dids.as<int32_t>(),
+                    dw.as<float>());
+        for (int32_t id : from_gpu<int32_t>(dids.get(), size_t(T) * k)) {
+          CHECK(id >= 0);
+          CHECK(id < E);
+        }
+        for (float v : from_gpu<float>(dw.get(), size_t(T) * k)) CHECK(std::isnan(v));
+      }
+  }
+
   TEST_CASE("moe: every dtype, absent experts, accumulate; GEMV and grouped INT4 paths") {
     for (bool grouped : {false, true}) {
       auto b = backend_with(8, grouped ? 1 : 1 << 30);

@@ -62,7 +62,7 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
     block_best(bv, bi, sv, si);
-    if (tid == 0) *token = bi;
+    if (tid == 0) *token = bi < V ? bi : 0;  // all NaN: token 0, as the reference (not 0x7fffffff)
     return;
   }
   const int k = min(a.top_k, V);

@@ -203,6 +203,17 @@ TEST_SUITE("ops") {
         }
       }
     CHECK(checked > 100);
+    // All-NaN logits (a NaN hidden state): greedy still gives a token of the vocabulary, 0 as the
+    // reference's first element.
+    for (int V : {1, 7, 151936}) {
+      CAPTURE(V);
+      SampleArgs greedy;
+      greedy.greedy = true;
+      const std::vector<float> l(size_t(V), NAN);
+      Buffer dl = to_gpu(l), du = gpu().alloc(4), tok = poisoned(4);
+      gpu().sample(dl.as<float>(), V, greedy, du.as<float>(), tok.as<int32_t>());
+      CHECK(from_gpu<int32_t>(tok.get(), 1)[0] == 0);
+    }
     SampleArgs all;
     all.top_k = 0;
     CHECK_FALSE(gpu().supports_sampling(all));  // the host samples then (runtime falls back)

@@ -216,6 +216,7 @@ std::vector<KernelTiming> cuda_bench_read(int device, size_t bytes, int reps) {
         });
   }
   if (info.cc_major >= 9) {
+    check(cuda::read_probe_tma_init(), "read probe (bulk copies)");
     struct Tma {
       int blocks_per_sm, stages, chunk_kib;
     };

@@ -91,10 +91,12 @@ cudaError_t fill_uniform(void* p, DType dt, size_t n, float lo, float hi, uint64
 cudaError_t copy_kernel(const void* src, void* dst, size_t bytes, cudaStream_t s);
 // Read probes (read_probe.cu): read `bytes` (a multiple of 16) of src with `blocks` blocks of
 // `warps` warps, `loads` (1, 4 or 16) independent 16-byte loads per thread in flight; or with
-// bulk copies (sm_90, else cudaErrorNotSupported) through `stages` shared-memory buffers of
-// `chunk` bytes per block. sink: a device unsigned the kernels may write.
+// bulk copies through `stages` shared-memory buffers of `chunk` bytes per block, after
+// read_probe_tma_init (once per device: cudaErrorNotSupported before sm_90; raises the kernel's
+// shared-memory limit, outside the timed launches). sink: a device unsigned the kernels may write.
 cudaError_t read_probe_ldg(const void* src, size_t bytes, int blocks, int warps, int loads,
                            unsigned* sink, cudaStream_t s);
+cudaError_t read_probe_tma_init();
 cudaError_t read_probe_tma(const void* src, size_t bytes, int blocks, int stages, int chunk,
                            unsigned* sink, cudaStream_t s);
 

@@ -109,38 +109,36 @@ __global__ void read_tma_kernel(const char* src, size_t bytes, int stages, int c
 
 cudaError_t read_probe_ldg(const void* src, size_t bytes, int blocks, int warps, int loads,
                            unsigned* sink, cudaStream_t s) {
-  const auto* p = static_cast<const uint4*>(src);
-  const size_t n = bytes / 16;
-  const unsigned threads = unsigned(warps * kWarp);
-  switch (loads) {
-    case 1:
-      check_launch(launch_kernel(read_ldg_kernel<1>, unsigned(blocks), threads, 0, s, p, n, sink));
-      break;
-    case 4:
-      check_launch(launch_kernel(read_ldg_kernel<4>, unsigned(blocks), threads, 0, s, p, n, sink));
-      break;
-    case 16:
-      check_launch(launch_kernel(read_ldg_kernel<16>, unsigned(blocks), threads, 0, s, p, n, sink));
-      break;
-    default:
-      return cudaErrorInvalidValue;
-  }
+  const auto kernel = loads == 1    ? read_ldg_kernel<1>
+                      : loads == 4  ? read_ldg_kernel<4>
+                      : loads == 16 ? read_ldg_kernel<16>
+                                    : nullptr;
+  if (!kernel) return cudaErrorInvalidValue;
+  check_launch(launch_kernel(kernel, unsigned(blocks), unsigned(warps * kWarp), 0, s,
+                             static_cast<const uint4*>(src), bytes / 16, sink));
   return cudaSuccess;
+}
+
+cudaError_t read_probe_tma_init() {
+  const void* f = reinterpret_cast<const void*>(read_tma_kernel);
+  int dev = 0, major = 0, optin = 0;
+  cudaFuncAttributes attr{};
+  cudaError_t e = cudaGetDevice(&dev);
+  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+  if (e == cudaSuccess)
+    e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+  if (e == cudaSuccess) e = cudaFuncGetAttributes(&attr, f);
+  if (e != cudaSuccess) return e;
+  if (major < 9) return cudaErrorNotSupported;
+  // The dynamic limit is the opt-in total less the kernel's static barriers.
+  return cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              optin - int(attr.sharedSizeBytes));
 }
 
 cudaError_t read_probe_tma(const void* src, size_t bytes, int blocks, int stages, int chunk,
                            unsigned* sink, cudaStream_t s) {
-  int dev = 0, major = 0;
-  cudaError_t e = cudaGetDevice(&dev);
-  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-  if (e != cudaSuccess) return e;
-  if (major < 9) return cudaErrorNotSupported;
   if (stages < 1 || stages > kMaxStages || chunk % 16 || bytes % 16) return cudaErrorInvalidValue;
-  const size_t smem = size_t(stages) * chunk;
-  e = cudaFuncSetAttribute(reinterpret_cast<const void*>(read_tma_kernel),
-                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
-  if (e != cudaSuccess) return e;
-  check_launch(launch_kernel(read_tma_kernel, unsigned(blocks), 128u, smem, s,
+  check_launch(launch_kernel(read_tma_kernel, unsigned(blocks), 128u, size_t(stages) * chunk, s,
                              static_cast<const char*>(src), bytes, stages, chunk, sink));
   return cudaSuccess;
 }

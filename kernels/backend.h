@@ -82,6 +82,16 @@ struct AttentionArgs {
   int capacity = 0;
 };
 
+// The attention prologue's inputs beside AttentionArgs (see Backend::qk_attention): the new k and
+// v rows, the per-head norm weights of q and k (empty: no norm) and RoPE.
+struct QkPrologue {
+  float* k = nullptr;        // [T][KV*D]
+  const float* v = nullptr;  // [T][KV*D]
+  MatView q_norm, k_norm;
+  float eps = 1e-6f;
+  RopeArgs rope;
+};
+
 // Token sampling from one row of logits; the exact rule is ref::sample (kernels/cpu/ref_ops.h):
 // greedy = argmax (lowest index on ties); otherwise the top_k most likely tokens (0 = all),
 // softmax at `temperature`, min-p relative to the most likely, then top-p, then a draw with the
@@ -206,6 +216,16 @@ class Backend {
     kv_store(k, v, T, pos0, n_kv_heads * head_dim, kv_dtype, k_cache, v_cache, rope.pos);
   }
   virtual void attention(const AttentionArgs& a) = 0;
+  // qk_norm_rope_store of a.q, p.k and p.v into a's caches, then attention(a): a layer's attention
+  // from its q/k/v projections. Backends may fuse the two (CUDA at T = 1); a fused backend need
+  // not write the rotated q and k back to a.q and p.k, only the cache rows and a.out.
+  virtual void qk_attention(const AttentionArgs& a, const QkPrologue& p) {
+    // The prologue writes what attention then reads: a.q and the caches' rows of the new tokens.
+    qk_norm_rope_store(const_cast<float*>(a.q), p.k, p.v, a.T, a.n_heads, a.n_kv_heads, a.head_dim,
+                       p.q_norm, p.k_norm, p.eps, a.pos0, p.rope, a.kv_dtype,
+                       const_cast<void*>(a.k_cache), const_cast<void*>(a.v_cache));
+    attention(a);
+  }
   // Router: softmax over E logits in fp32, top-k (ties to the lower index), optionally
   // renormalised so the k weights sum to 1. ids/weights are [T][k].
   virtual void router(const float* logits, int T, int n_experts, int k, bool renormalize,

@@ -176,6 +176,13 @@ class CudaBackend final : public Backend {
     }
     done("attention");
   }
+  void qk_attention(const AttentionArgs& a, const QkPrologue& pro) override {
+    if (!cuda::attention_prologue_fused_ok(a)) return Backend::qk_attention(a, pro);
+    float* ws = static_cast<float*>(
+        scratch(kAttn, cuda::attention_workspace_floats(a, sm_count_) * 4, "attention"));
+    check(cuda::attention_split(a, ws, sm_count_, stream_, &pro), "attention (q/k prologue fused)");
+    done("attention");
+  }
   void router(const float* logits, int T, int n_experts, int k, bool renormalize, int32_t* ids,
               float* weights) override {
     check(cuda::router(logits, T, n_experts, k, renormalize, ids, weights, stream_), "router");

@@ -7,6 +7,8 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <string_view>
 
 #include "kernels/types.h"
 
@@ -31,7 +33,13 @@ __device__ __forceinline__ void pdl_trigger() {
 }
 
 // Whether the current device takes programmatic dependent launches (compute capability 9+).
+// CS_CUDA_PDL=0 in the environment turns them off (to time an sm_90 card as an sm_89 one runs).
 inline bool pdl_supported() {
+  static const bool off = [] {
+    const char* e = std::getenv("CS_CUDA_PDL");
+    return e && std::string_view(e) == "0";
+  }();
+  if (off) return false;
   thread_local int device = -1, major = 0;
   int d = 0;
   if (cudaGetDevice(&d) != cudaSuccess) return false;
@@ -114,6 +122,69 @@ __device__ __forceinline__ float block_sum(float v, float* red) {
   return warp_sum(v);
 }
 
+// Rotate-half RoPE of the pair (a, b), head dims (j, j + D/2), at `position` with frequency f,
+// scaled by attn_factor (YaRN); in place.
+__device__ __forceinline__ void rope_rotate(float& a, float& b, float f, int position,
+                                            float attn_factor) {
+  float sn, cs;
+  sincosf(float(position) * f, &sn, &cs);
+  cs *= attn_factor;
+  sn *= attn_factor;
+  const float ra = a * cs - b * sn, rb = b * cs + a * sn;
+  a = ra;
+  b = rb;
+}
+
+// Rotation pairs a lane holds in registers: heads of up to 2 x kRopePer x 32 dims.
+inline constexpr int kRopePer = 4;
+
+// The calling lane's pairs of a head of D dims, (a[u], b[u]) = x (j, j + D/2), and when v is not
+// null the same pairs of v (else zeros); lanes past D/2 repeat the last pair.
+__device__ __forceinline__ void load_head_pairs(const float* x, const float* v, int D,
+                                                float (&a)[kRopePer], float (&b)[kRopePer],
+                                                float (&va)[kRopePer], float (&vb)[kRopePer]) {
+  const int lane = threadIdx.x % kWarp, half = D / 2;
+#pragma unroll
+  for (int u = 0; u < kRopePer; ++u) {
+    const int j = min(lane + u * kWarp, half - 1);
+    a[u] = x[j];
+    b[u] = x[j + half];
+    va[u] = v ? v[j] : 0.0f;
+    vb[u] = v ? v[j + half] : 0.0f;
+  }
+}
+
+// One warp's head of D dims held as pairs (a[u], b[u]) = dims (j, j + D/2), j = lane + 32u < D/2:
+// its RMSNorm with weights (na[u], nb[u]) when `norm`, then RoPE with frequencies fr[u], in place.
+// The q/k prologue of qk_norm_rope_store and of the fused decode attention, so both give the same
+// bits.
+__device__ __forceinline__ void norm_rope_regs(float (&a)[kRopePer], float (&b)[kRopePer],
+                                               const float (&na)[kRopePer],
+                                               const float (&nb)[kRopePer],
+                                               const float (&fr)[kRopePer], bool norm, int D,
+                                               float eps, int position, float attn_factor) {
+  const int lane = threadIdx.x % kWarp, half = D / 2;
+  float inv = 1.0f;
+  if (norm) {
+    float ss = 0.0f;
+#pragma unroll
+    for (int u = 0; u < kRopePer; ++u) ss += lane + u * kWarp < half ? a[u] * a[u] : 0.0f;
+#pragma unroll
+    for (int u = 0; u < kRopePer; ++u) ss += lane + u * kWarp < half ? b[u] * b[u] : 0.0f;
+    ss = warp_sum(ss);
+    inv = 1.0f / sqrtf(ss / float(D) + eps);
+  }
+#pragma unroll
+  for (int u = 0; u < kRopePer; ++u) {
+    if (lane + u * kWarp >= half) break;
+    if (norm) {
+      a[u] = (a[u] * inv) * na[u];
+      b[u] = (b[u] * inv) * nb[u];
+    }
+    rope_rotate(a[u], b[u], fr[u], position, attn_factor);
+  }
+}
+
 // Element (r, c) of any weight view as a float (slow path: embeddings, norm weights).
 __device__ __forceinline__ float load_weight(const MatView& w, int64_t r, int64_t c) {
   switch (w.dtype) {
@@ -137,6 +208,21 @@ __device__ __forceinline__ float load_weight(const MatView& w, int64_t r, int64_
     }
   }
   return 0.0f;
+}
+
+// The constant inputs of norm_rope_regs for the calling lane: norm weights (1 when norm is empty)
+// and frequencies; lanes past D/2 repeat the last pair. Loaded before a kernel's wait.
+__device__ __forceinline__ void norm_rope_consts(const MatView& norm, const float* inv_freq, int D,
+                                                 float (&na)[kRopePer], float (&nb)[kRopePer],
+                                                 float (&fr)[kRopePer]) {
+  const int lane = threadIdx.x % kWarp, half = D / 2;
+#pragma unroll
+  for (int u = 0; u < kRopePer; ++u) {
+    const int j = min(lane + u * kWarp, half - 1);
+    fr[u] = inv_freq[j];
+    na[u] = norm.data ? load_weight(norm, 0, j) : 1.0f;
+    nb[u] = norm.data ? load_weight(norm, 0, j + half) : 1.0f;
+  }
 }
 
 // Stores v into element i of a F32, F16 or BF16 array.

@@ -100,19 +100,16 @@ __global__ void norm_rope_kernel(float* x, int T, int heads, int D, MatView norm
     ss = warp_sum(ss);
     inv = 1.0f / sqrtf(ss / float(D) + eps);
   }
-  const float p = float((pos ? *pos : pos0) + t);
+  const int position = (pos ? *pos : pos0) + t;
   for (int j = lane; j < half; j += kWarp) {
     float a = v[j], b = v[j + half];
     if (norm.data) {
       a = (a * inv) * load_weight(norm, 0, j);
       b = (b * inv) * load_weight(norm, 0, j + half);
     }
-    float sn, cs;
-    sincosf(p * inv_freq[j], &sn, &cs);
-    cs *= attn_factor;
-    sn *= attn_factor;
-    v[j] = a * cs - b * sn;
-    v[j + half] = b * cs + a * sn;
+    rope_rotate(a, b, inv_freq[j], position, attn_factor);
+    v[j] = a;
+    v[j + half] = b;
   }
 }
 
@@ -134,16 +131,10 @@ struct QkParams {
   void* vc;
 };
 
-// Rotates the pair (a, b) of head dims j and j + half by `position` x frequency f, writes it back
-// to x and, for a k head, stores it and the matching v values (va, vb) in the caches at `dst`.
-__device__ __forceinline__ void rope_store_pair(const QkParams& p, float* x, int j, int half,
-                                                float a, float b, float f, int position, bool is_k,
-                                                int64_t dst, float va, float vb) {
-  float sn, cs;
-  sincosf(float(position) * f, &sn, &cs);
-  cs *= p.attn_factor;
-  sn *= p.attn_factor;
-  const float ra = a * cs - b * sn, rb = b * cs + a * sn;
+// Writes the rotated pair (ra, rb) of head dims j and j + half back to x and, for a k head,
+// stores it and the matching v values (va, vb) in the caches at `dst`.
+__device__ __forceinline__ void store_pair(const QkParams& p, float* x, int j, int half, float ra,
+                                           float rb, bool is_k, int64_t dst, float va, float vb) {
   x[j] = ra;
   x[j + half] = rb;
   if (is_k) {
@@ -154,8 +145,6 @@ __device__ __forceinline__ void rope_store_pair(const QkParams& p, float* x, int
   }
 }
 
-constexpr int kRopePer = 4;  // rotation pairs per lane held in registers (head_dim <= 256)
-
 // Fast path of qk_rope_store_kernel for head_dim <= 2 * kRopePer * 32: the norm weights and the
 // frequencies are loaded before the wait (constant), x and v once after it.
 __device__ __forceinline__ void qk_rope_store_regs(const QkParams& p, float* x, const float* vr,
@@ -163,46 +152,19 @@ __device__ __forceinline__ void qk_rope_store_regs(const QkParams& p, float* x, 
                                                    int64_t head_off) {
   const int lane = threadIdx.x % kWarp, half = p.D / 2;
   float fr[kRopePer], na[kRopePer], nb[kRopePer];
-#pragma unroll
-  for (int u = 0; u < kRopePer; ++u) {
-    const int j = min(lane + u * kWarp, half - 1);
-    fr[u] = p.inv_freq[j];
-    na[u] = norm.data ? load_weight(norm, 0, j) : 1.0f;
-    nb[u] = norm.data ? load_weight(norm, 0, j + half) : 1.0f;
-  }
+  norm_rope_consts(norm, p.inv_freq, p.D, na, nb, fr);
   pdl_wait();
   pdl_trigger();
   const int position = (p.pos ? *p.pos : p.pos0) + t;
   const int64_t dst = int64_t(position) * p.KV * p.D + head_off;
   float a[kRopePer], b[kRopePer], va[kRopePer], vb[kRopePer];
-#pragma unroll
-  for (int u = 0; u < kRopePer; ++u) {
-    const int j = min(lane + u * kWarp, half - 1);
-    a[u] = x[j];
-    b[u] = x[j + half];
-    va[u] = is_k ? vr[j] : 0.0f;
-    vb[u] = is_k ? vr[j + half] : 0.0f;
-  }
-  float inv = 1.0f;
-  if (norm.data) {
-    float ss = 0.0f;
-#pragma unroll
-    for (int u = 0; u < kRopePer; ++u) ss += lane + u * kWarp < half ? a[u] * a[u] : 0.0f;
-#pragma unroll
-    for (int u = 0; u < kRopePer; ++u) ss += lane + u * kWarp < half ? b[u] * b[u] : 0.0f;
-    ss = warp_sum(ss);
-    inv = 1.0f / sqrtf(ss / float(p.D) + p.eps);
-  }
+  load_head_pairs(x, is_k ? vr : nullptr, p.D, a, b, va, vb);
+  norm_rope_regs(a, b, na, nb, fr, norm.data != nullptr, p.D, p.eps, position, p.attn_factor);
 #pragma unroll
   for (int u = 0; u < kRopePer; ++u) {
     const int j = lane + u * kWarp;
     if (j >= half) break;
-    float aa = a[u], bb = b[u];
-    if (norm.data) {
-      aa = (aa * inv) * na[u];
-      bb = (bb * inv) * nb[u];
-    }
-    rope_store_pair(p, x, j, half, aa, bb, fr[u], position, is_k, dst, va[u], vb[u]);
+    store_pair(p, x, j, half, a[u], b[u], is_k, dst, va[u], vb[u]);
   }
 }
 
@@ -238,8 +200,8 @@ __global__ void qk_rope_store_kernel(QkParams p) {
       a = (a * inv) * load_weight(norm, 0, j);
       b = (b * inv) * load_weight(norm, 0, j + half);
     }
-    rope_store_pair(p, x, j, half, a, b, p.inv_freq[j], position, is_k, dst, is_k ? vr[j] : 0.0f,
-                    is_k ? vr[j + half] : 0.0f);
+    rope_rotate(a, b, p.inv_freq[j], position, p.attn_factor);
+    store_pair(p, x, j, half, a, b, is_k, dst, is_k ? vr[j] : 0.0f, is_k ? vr[j + half] : 0.0f);
   }
 }
 

@@ -323,8 +323,6 @@ void Transformer::compute(const int32_t* ids_dev, int T, int pos0, const int32_t
       float* const o[] = {q, k, v};
       b.matmuls(h, T, w, o, 3);
     }
-    b.qk_norm_rope_store(q, k, v, T, c.n_heads, c.n_kv_heads, D, L.q_norm, L.k_norm, c.rms_norm_eps,
-                         pos0, rope, kv_dtype_, k_cache_[l].get(), v_cache_[l].get());
     AttentionArgs a;
     a.q = q;
     a.k_cache = k_cache_[l].get();
@@ -339,7 +337,14 @@ void Transformer::compute(const int32_t* ids_dev, int T, int pos0, const int32_t
     a.head_dim = D;
     a.scale = 1.0f / std::sqrt(float(D));
     a.out = att_.as<float>();
-    b.attention(a);
+    QkPrologue pro;
+    pro.k = k;
+    pro.v = v;
+    pro.q_norm = L.q_norm;
+    pro.k_norm = L.k_norm;
+    pro.eps = c.rms_norm_eps;
+    pro.rope = rope;
+    b.qk_attention(a, pro);
     b.matmul(att_.as<float>(), T, L.wo, o_.as<float>());
     // x += attention output, h = norm(x)
     b.rmsnorm(x, o_.as<float>(), L.ffn_norm, c.rms_norm_eps, T, H, h);

@@ -30,7 +30,7 @@ class CudaGraph final : public Graph {
 };
 
 // Scratch buffers, one per use, grown on demand.
-enum Scratch { kAttn, kMoe, kConvX, kConvW, kRoute, kNumScratch };
+enum Scratch { kAttn, kMoe, kConvX, kConvW, kRoute, kSample, kNumScratch };
 
 class CudaBackend final : public Backend {
  public:
@@ -203,7 +203,8 @@ class CudaBackend final : public Backend {
     if (!cuda::sample_supported(s))
       fail(ErrorKind::kUnsupported,
            "sample: the GPU sampler takes greedy or 1 <= top_k <= 1024 (got top_k {})", s.top_k);
-    check(cuda::sample(logits, V, s, u, token, stream_), "sample");
+    void* ws = scratch(kSample, cuda::kSampleScratchBytes, "sample");
+    check(cuda::sample(logits, V, s, u, token, ws, stream_), "sample");
     done("sample");
   }
   bool supports_sampling(const SampleArgs& s) const override { return cuda::sample_supported(s); }

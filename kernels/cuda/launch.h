@@ -83,8 +83,10 @@ cudaError_t route_fused(const float* x, int T, const MatView& w, int k, bool ren
 
 // ---- sampling (sample.cu) ----
 bool sample_supported(const SampleArgs& a);
+// scratch: kSampleScratchBytes of device memory, zero before the first call (left at zero).
+inline constexpr size_t kSampleScratchBytes = 16;
 cudaError_t sample(const float* logits, int V, const SampleArgs& a, const float* u, int32_t* token,
-                   cudaStream_t s);
+                   void* scratch, cudaStream_t s);
 
 // ---- micro-benchmark helpers (bench, fill.cu) ----
 // Random Q4 codes 1..15 in every nibble (zero-mean weights), and uniform values in [lo, hi) of

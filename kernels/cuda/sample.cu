@@ -6,7 +6,7 @@
 namespace cs::cuda {
 namespace {
 
-// ---- sampling: one block of 1024 threads ----
+// ---- sampling with a temperature: one block of 1024 threads ----
 constexpr int kThreads = 1024;
 constexpr int kMaxCand = 1024;
 constexpr int kUnroll = 8;  // logits loaded per thread before use
@@ -18,53 +18,64 @@ __device__ __forceinline__ uint32_t order_key(float f) {
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
-__device__ void block_best(float& v, int& i, float* sv, int* si) {
-  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  warp_best(v, i);
-  if (lane == 0) sv[warp] = v, si[warp] = i;
-  __syncthreads();
-  if (warp == 0) {
-    v = sv[lane];
-    i = si[lane];
-    warp_best(v, i);
-    if (lane == 0) sv[0] = v, si[0] = i;
+// ---- greedy: many blocks, one argmax ----
+constexpr int kGreedyThreads = 256;
+constexpr int kGreedyPer = 8;  // logits per thread, loaded before use
+constexpr int kGreedyBlock = kGreedyThreads * kGreedyPer;
+
+// Each block finds the best (value, lowest index) of its kGreedyBlock logits and folds it into
+// best[0] as order_key(value) << 32 | ~index with one atomicMax: the largest key is the largest
+// value and, among equal values, the lowest index (the reference's first maximum). The last block
+// (ticket from best[1]'s counter) writes the token and leaves both words at zero. NaN logits are
+// skipped; all NaN gives token 0, as the reference's std::max_element does.
+__global__ void __launch_bounds__(kGreedyThreads)
+    greedy_kernel(const float* l, int V, unsigned long long* best, int32_t* token) {
+  pdl_wait();
+  pdl_trigger();
+  __shared__ float sv[32];
+  __shared__ int si[32];
+  const int i0 = blockIdx.x * kGreedyBlock + threadIdx.x;
+  float v[kGreedyPer];
+#pragma unroll
+  for (int u = 0; u < kGreedyPer; ++u) {
+    const int i = i0 + u * kGreedyThreads;
+    v[u] = i < V ? l[i] : -INFINITY;
   }
+  float bv = -INFINITY;
+  int bi = 0x7fffffff;
+#pragma unroll
+  for (int u = 0; u < kGreedyPer; ++u) {
+    const int i = i0 + u * kGreedyThreads;
+    if (i < V && better(v[u], i, bv, bi)) bv = v[u], bi = i;
+  }
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  warp_best(bv, bi);
+  if (lane == 0) sv[warp] = bv, si[warp] = bi;
   __syncthreads();
-  v = sv[0];
-  i = si[0];
+  if (threadIdx.x != 0) return;
+  for (int w = 1; w < kGreedyThreads / kWarp; ++w)
+    if (better(sv[w], si[w], bv, bi)) bv = sv[w], bi = si[w];
+  if (bi < V)
+    atomicMax(best, (static_cast<unsigned long long>(order_key(bv)) << 32) |
+                        (0xffffffffu - static_cast<uint32_t>(bi)));
+  __threadfence();
+  auto* counter = reinterpret_cast<unsigned*>(best + 1);
+  if (atomicAdd(counter, 1u) != gridDim.x - 1) return;
+  __threadfence();
+  const unsigned long long key = atomicExch(best, 0ull);
+  *token = key ? int32_t(0xffffffffu - static_cast<uint32_t>(key)) : 0;
+  atomicExch(counter, 0u);
 }
 
 __global__ void __launch_bounds__(kThreads)
     sample_kernel(const float* l, int V, SampleArgs a, const float* u, int32_t* token) {
   pdl_wait();
   pdl_trigger();
-  __shared__ float sv[32];
-  __shared__ int si[32];
   __shared__ uint32_t hist[256];
   __shared__ uint32_t s_prefix, s_remaining, s_count, s_eq;
   __shared__ unsigned long long cand[kMaxCand];
   __shared__ double prob[kMaxCand];
   const int tid = threadIdx.x;
-  if (a.greedy || a.temperature <= 0) {
-    float bv = -INFINITY;
-    int bi = 0x7fffffff;
-    for (int base = tid; base < V; base += kUnroll * kThreads) {
-      float v[kUnroll];  // loads first: one L2 round trip per kUnroll elements
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const int i = base + u * kThreads;
-        v[u] = i < V ? l[i] : -INFINITY;
-      }
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const int i = base + u * kThreads;
-        if (i < V && better(v[u], i, bv, bi)) bv = v[u], bi = i;
-      }
-    }
-    block_best(bv, bi, sv, si);
-    if (tid == 0) *token = bi < V ? bi : 0;  // all NaN: token 0, as the reference (not 0x7fffffff)
-    return;
-  }
   const int k = min(a.top_k, V);
   // Radix select, 8 bits at a time from the top: the key of the k-th largest logit.
   if (tid == 0) s_prefix = 0, s_remaining = uint32_t(k);
@@ -198,9 +209,15 @@ bool sample_supported(const SampleArgs& a) {
 }
 
 cudaError_t sample(const float* logits, int V, const SampleArgs& a, const float* u, int32_t* token,
-                   cudaStream_t s) {
+                   void* scratch, cudaStream_t s) {
   if (!sample_supported(a) || V <= 0) return cudaErrorInvalidValue;
-  check_launch(launch_kernel(sample_kernel, 1, kThreads, 0, s, logits, V, a, u, token));
+  if (a.greedy || a.temperature <= 0) {
+    check_launch(launch_kernel(greedy_kernel, unsigned((V + kGreedyBlock - 1) / kGreedyBlock),
+                               kGreedyThreads, 0, s, logits, V,
+                               static_cast<unsigned long long*>(scratch), token));
+  } else {
+    check_launch(launch_kernel(sample_kernel, 1, kThreads, 0, s, logits, V, a, u, token));
+  }
   return cudaGetLastError();
 }
 

@@ -203,17 +203,38 @@ TEST_SUITE("ops") {
         }
       }
     CHECK(checked > 100);
-    // All-NaN logits (a NaN hidden state): greedy still gives a token of the vocabulary, 0 as the
-    // reference's first element.
-    for (int V : {1, 7, 151936}) {
-      CAPTURE(V);
-      SampleArgs greedy;
-      greedy.greedy = true;
-      const std::vector<float> l(size_t(V), NAN);
-      Buffer dl = to_gpu(l), du = gpu().alloc(4), tok = poisoned(4);
-      gpu().sample(dl.as<float>(), V, greedy, du.as<float>(), tok.as<int32_t>());
-      CHECK(from_gpu<int32_t>(tok.get(), 1)[0] == 0);
-    }
+    // Greedy over many blocks: ties at the maximum (the lowest index wins), -0 and +0, -inf, NaN
+    // skipped, all NaN giving token 0 (the reference's first element). Repeated calls reuse the
+    // backend's counter and best word, so one left non-zero corrupts the next token.
+    SampleArgs greedy;
+    greedy.greedy = true;
+    Buffer du = gpu().alloc(4);
+    for (int V : {1, 7, 37, 129, 2048, 2049, 151936})
+      for (int trial = 0; trial < 5; ++trial) {
+        CAPTURE(V);
+        CAPTURE(trial);
+        std::vector<float> l = randvec(size_t(V), -5, 5);
+        if (trial == 1)  // coarse: the maximum is tied many times
+          for (float& x : l) x = std::round(x);
+        if (trial == 2) {  // signed zeros at the top, -inf elsewhere
+          for (float& x : l) x = -INFINITY;
+          l[size_t(V) - 1] = 0.0f;
+          l[size_t(V) / 2] = -0.0f;
+        }
+        if (trial == 3)  // NaNs among the logits
+          for (size_t i = 0; i < l.size(); i += 3) l[i] = NAN;
+        if (trial == 4) std::fill(l.begin(), l.end(), NAN);
+        std::vector<float> clean = l;  // the reference rule with NaN skipped
+        for (float& x : clean)
+          if (std::isnan(x)) x = -INFINITY;
+        const bool all_nan = trial == 4;
+        const int32_t want = all_nan ? 0 : ref::sample(clean.data(), V, greedy, 0.0f);
+        Buffer dl = to_gpu(l), tok = poisoned(4);
+        for (int rep = 0; rep < 2; ++rep) {
+          gpu().sample(dl.as<float>(), V, greedy, du.as<float>(), tok.as<int32_t>());
+          CHECK(from_gpu<int32_t>(tok.get(), 1)[0] == want);
+        }
+      }
     SampleArgs all;
     all.top_k = 0;
     CHECK_FALSE(gpu().supports_sampling(all));  // the host samples then (runtime falls back)

@@ -73,9 +73,16 @@ class BudgetedBackend : public Backend {
                               rope, kv_dtype, k_cache, v_cache);
   }
   void attention(const AttentionArgs& a) override { inner_.attention(a); }
+  void qk_attention(const AttentionArgs& a, const QkPrologue& p) override {
+    inner_.qk_attention(a, p);
+  }
   void router(const float* logits, int T, int n_experts, int k, bool renormalize, int32_t* ids,
               float* weights) override {
     inner_.router(logits, T, n_experts, k, renormalize, ids, weights);
+  }
+  void route(const float* x, int T, const MatView& w, int k, bool renormalize, float* logits,
+             int32_t* ids, float* weights) override {
+    inner_.route(x, T, w, k, renormalize, logits, ids, weights);
   }
   void moe(const MoeArgs& a) override { inner_.moe(a); }
   void moe_while(const MoeArgs& a, const std::function<void()>& caller_work) override {

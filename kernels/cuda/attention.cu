@@ -388,8 +388,10 @@ size_t attention_workspace_floats(const AttentionArgs& a, int sm_count) {
 }
 
 bool attention_prologue_fused_ok(const AttentionArgs& a) {
+  const bool aligned = reinterpret_cast<uintptr_t>(a.k_cache) % 16 == 0 &&
+                       reinterpret_cast<uintptr_t>(a.v_cache) % 16 == 0;  // cp.async pieces
   return a.T == 1 && a.head_dim == 128 && a.n_kv_heads > 0 && a.n_heads % a.n_kv_heads == 0 &&
-         (a.kv_dtype == DType::kF16 || a.kv_dtype == DType::kBF16);
+         (a.kv_dtype == DType::kF16 || a.kv_dtype == DType::kBF16) && aligned;
 }
 
 cudaError_t attention_split(const AttentionArgs& a, float* workspace, int sm_count, cudaStream_t s,

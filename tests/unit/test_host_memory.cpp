@@ -140,6 +140,37 @@ TEST_CASE("budgeted backend: counts allocations and refuses one past the limit")
   CHECK(b.allocated() == 0);
 }
 
+TEST_CASE("budgeted backend: forwards the fused ops, so the wrapped backend may fuse them") {
+  // A wrapper that only records: were route and qk_attention not forwarded, the outer backend's
+  // defaults would call matmul + router and qk_norm_rope_store + attention on it instead.
+  struct Recorder final : BudgetedBackend {
+    using BudgetedBackend::BudgetedBackend;
+    int routes = 0, qk_attentions = 0;
+    void route(const float*, int, const MatView&, int, bool, float*, int32_t*, float*) override {
+      ++routes;
+    }
+    void qk_attention(const AttentionArgs&, const QkPrologue&) override { ++qk_attentions; }
+    // What the outer defaults would call instead: recorded, not run.
+    int unfused = 0;
+    void matmul(const float*, int, const MatView&, float*) override { ++unfused; }
+    void router(const float*, int, int, int, bool, int32_t*, float*) override { ++unfused; }
+    void qk_norm_rope_store(float*, float*, const float*, int, int, int, int, const MatView&,
+                            const MatView&, float, int, const RopeArgs&, DType, void*,
+                            void*) override {
+      ++unfused;
+    }
+    void attention(const AttentionArgs&) override { ++unfused; }
+  };
+  auto cpu = make_cpu_reference_backend();
+  Recorder rec(*cpu, 0);
+  BudgetedBackend outer(rec, 0);
+  outer.route(nullptr, 1, MatView{}, 1, false, nullptr, nullptr, nullptr);
+  outer.qk_attention(AttentionArgs{}, QkPrologue{});
+  CHECK(rec.routes == 1);
+  CHECK(rec.qk_attentions == 1);
+  CHECK(rec.unfused == 0);
+}
+
 TEST_CASE("host arena: pinned ranges never cut a blob (each copy reads one registered range)") {
   // Blobs of 10.6 MB packed from the start of each 1 GiB region (as the host tier lays them
   // out), pinned in 256 MiB chunks: a plain 256 MiB split would cut blobs at 256 MiB, 512 MiB...

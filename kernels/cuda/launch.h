@@ -37,9 +37,9 @@ cudaError_t dequantize(const MatView& w, DType to, void* out, cudaStream_t s);
 // ---- attention (attention.cu, flash_attention.cu) ----
 // Split-K attention for any T (the decode path): workspace of attention_workspace_floats().
 size_t attention_workspace_floats(const AttentionArgs& a, int sm_count);
-// With `pro` (attention_prologue_fused_ok: T = 1, head_dim 128, 16-bit caches), q is the q
-// projection and the kernel does qk_norm_rope_store's work itself: the rotated q stays on chip,
-// the new k/v rows go to the caches.
+// With `pro` (attention_prologue_fused_ok: T = 1, head_dim 128, 16-bit 16-byte aligned caches), q
+// is the q projection and the kernel does qk_norm_rope_store's work itself: the rotated q stays on
+// chip, the new k/v rows go to the caches.
 bool attention_prologue_fused_ok(const AttentionArgs& a);
 cudaError_t attention_split(const AttentionArgs& a, float* workspace, int sm_count, cudaStream_t s,
                             const QkPrologue* pro = nullptr);

@@ -73,9 +73,8 @@ inline void poison(void* dev, size_t bytes) {
   gpu().upload(dev, p.data(), bytes);
 }
 
-// max |got - want| / max |want|; infinite when got has a NaN or Inf.
-// Largest error over the largest |want| (at least `floor`: for results that may all cancel to
-// near zero, where only an absolute error is meaningful).
+// max |got - want| / max(|want|, floor); infinite when got has a NaN or Inf. A floor suits results
+// that may all cancel to near zero, where only an absolute error is meaningful.
 inline double rel_err(const std::vector<float>& got, const std::vector<float>& want,
                       double floor = 0) {
   REQUIRE(got.size() == want.size());
